@@ -1,0 +1,277 @@
+"""The Python API: :class:`Assistant`. The CLI, the Gradio UI and the evaluation runner are
+thin layers over it.
+
+>>> from rag_assistant import Assistant
+>>> assistant = Assistant()                       # settings from env and defaults
+>>> report = assistant.ingest(["papers/"])        # added, updated, unchanged, removed, skipped
+>>> sources = assistant.retrieve("question", k=5) # each: .title, .paper_id, .score, .text
+>>> answer = assistant.ask("question")            # .text, .citations, .refused, .mode
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from . import corpus
+from .answers import OFFLINE_NOTICE, REFUSAL, Answer, Event, Final, Status, TextDelta
+from .citations import LexicalJudge, SupportJudge, claims, resolve
+from .conversation import Conversation, Turn, condense_offline, history_questions
+from .errors import EmptyQuestionError, IndexEmptyError, QuestionTooLongError
+from .extractive import ExtractiveAnswerer
+from .index import Index, IndexStatus, IngestReport, Problem, Progress, _no_progress
+from .retrieval import Retriever, Source
+from .settings import Settings
+from .tokens import encoding
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """Question answering over the indexed abstracts, with citations checked by code.
+
+    ``settings``: a :class:`Settings` (default: from the environment); keyword ``overrides``
+    are applied on top, e.g. ``Assistant(home="/tmp/idx")``. ``llm``: a chat model to use
+    instead of the configured endpoint (tests inject a scripted one). ``judge``: the claim
+    support function (default: lexical).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        llm=None,
+        embedder=None,
+        judge: SupportJudge | None = None,
+        **overrides,
+    ) -> None:
+        if settings is None:
+            settings = Settings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self.index = Index(settings, embedder=embedder)
+        self.retriever = Retriever(self.index, settings.retrieval)
+        self.judge = judge or LexicalJudge(settings.answer.support_threshold)
+        self._llm = llm
+        self._bootstrap_lock = threading.Lock()
+
+    # --- modes ---------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> Literal["offline", "llm"]:
+        """'llm' when a model is injected or an endpoint is configured (and not disabled)."""
+        if self.settings.answer.llm == "offline":
+            return "offline"
+        if self._llm is not None or self.settings.llm_configured:
+            return "llm"
+        return "offline"
+
+    def _offline_reason(self) -> str | None:
+        if self.mode != "offline":
+            return None
+        if self.settings.answer.llm == "offline":
+            return "offline mode was chosen"
+        if self.settings.answer.llm == "openai":
+            return "an LLM was asked for, but no OPENAI_API_KEY or OPENAI_BASE_URL is set"
+        return "no OPENAI_API_KEY or OPENAI_BASE_URL is set"
+
+    # --- ingest and index ------------------------------------------------------------------
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        prune: bool = False,
+        skip_invalid: bool = False,
+        categories: Sequence[str] = (),
+        progress: Progress = _no_progress,
+    ) -> IngestReport:
+        """Add or update the papers in ``paths`` (files or folders; listing .txt, .jsonl,
+        .json, .csv, optionally .gz). Idempotent; ``prune`` removes papers their sources no
+        longer hold; ``skip_invalid`` reports broken records instead of stopping."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return self.index.ingest(
+            paths,
+            prune=prune,
+            strict=not skip_invalid,
+            categories=categories,
+            progress=progress,
+        )
+
+    def ingest_bundled(self, *, progress: Progress = _no_progress) -> IngestReport:
+        """Ingest the sample corpus shipped with the package."""
+        return self.ingest([corpus.bundled_corpus_dir()], progress=progress)
+
+    def status(self) -> IndexStatus:
+        return self.index.status()
+
+    def check(self) -> list[Problem]:
+        return self.index.check()
+
+    def repair(self, *, progress: Progress = _no_progress) -> list[Problem]:
+        return self.index.repair(progress)
+
+    def rebuild(self, *, progress: Progress = _no_progress) -> IngestReport:
+        return self.index.rebuild(progress)
+
+    def _ensure_index(self) -> str | None:
+        """Ingest the bundled corpus into an empty index (once); returns the notice."""
+        if not self.index.is_empty():
+            return None
+        with self._bootstrap_lock:
+            if not self.index.is_empty():
+                return None
+            if not self.settings.auto_ingest_bundled:
+                raise IndexEmptyError(
+                    f"the index in {self.settings.home} is empty; add papers with "
+                    "`rag-assistant ingest PATH`"
+                )
+            report = self.ingest_bundled()
+            return (
+                f"The index was empty, so the bundled sample corpus was ingested "
+                f"({report.papers} papers from {report.files} files)."
+            )
+
+    # --- questions -----------------------------------------------------------------------
+
+    def validate_question(self, question: object) -> str:
+        """The question stripped, or a typed error: empty, too long for the token budget."""
+        if not isinstance(question, str) or not question.strip():
+            raise EmptyQuestionError("the question is empty; ask something about the papers")
+        question = question.strip()
+        limit_chars = self.settings.limits.max_question_chars
+        limit_tokens = self.settings.answer.max_question_tokens
+        if len(question) > limit_chars:
+            raise QuestionTooLongError(
+                f"the question is {len(question):,} characters long; the limit is "
+                f"{limit_chars:,} characters and {limit_tokens} tokens"
+            )
+        n_tokens = len(encoding(self.settings.chunking.tokenizer).encode_ordinary(question))
+        if n_tokens > limit_tokens:
+            raise QuestionTooLongError(
+                f"the question has {n_tokens} tokens; the limit is {limit_tokens} "
+                "(RAG_ASSISTANT_ANSWER__MAX_QUESTION_TOKENS)"
+            )
+        return question
+
+    def retrieve(self, question: str, k: int | None = None) -> list[Source]:
+        """The ``k`` papers that best match ``question``, best first, each with its best
+        chunks; titles come from the index."""
+        question = self.validate_question(question)
+        self._ensure_index()
+        return self.retriever.retrieve(question, k)
+
+    def ask(self, question: str, *, k: int | None = None, history: Iterable[object] = ()) -> Answer:
+        """Answer ``question`` with citations; ``history``: earlier turns (see :meth:`chat`)."""
+        final = None
+        for event in self._events(question, k=k, history=history, stream=False):
+            if isinstance(event, Final):
+                final = event.answer
+        assert final is not None
+        return final
+
+    def stream(
+        self, question: str, *, k: int | None = None, history: Iterable[object] = ()
+    ) -> Iterator[Event]:
+        """Yield :class:`Status` and :class:`TextDelta` events, then one :class:`Final`
+        carrying the checked answer (citations, claims)."""
+        return self._events(question, k=k, history=history, stream=True)
+
+    def chat(self, history: Iterable[object], message: str, *, k: int | None = None) -> Answer:
+        """Answer ``message`` as a follow-up of ``history``: :class:`Turn` objects, chat
+        messages (``{"role", "content"}``), or earlier questions as strings."""
+        return self.ask(message, k=k, history=history)
+
+    def conversation(self) -> Conversation:
+        """A :class:`Conversation` that keeps its turns and their sources."""
+        return Conversation(self)
+
+    # --- the answer pipeline ---------------------------------------------------------------
+
+    def _events(
+        self, question: str, *, k: int | None, history: Iterable[object], stream: bool
+    ) -> Iterator[Event]:
+        question = self.validate_question(question)
+        notices: list[str] = []
+        bootstrap = self._ensure_index()
+        if bootstrap:
+            notices.append(bootstrap)
+        history = list(history)
+        standalone, prefer = self._standalone(question, history)
+        yield Status("retrieving")
+        sources = self.retriever.retrieve(standalone, k, prefer=prefer)
+        if self.mode == "llm":
+            from .generation import llm_events
+
+            yield from llm_events(
+                self, question, standalone, sources, notices=notices, history=history, stream=stream
+            )
+            return
+        yield from self._offline_events(question, standalone, sources, notices)
+
+    def _standalone(self, question: str, history: list[object]) -> tuple[str, list[str]]:
+        """The question to search for, and the papers the previous turn cited."""
+        if not history:
+            return question, []
+        prefer: list[str] = []
+        last = history[-1]
+        if isinstance(last, Turn):
+            prefer = [c.paper_id for c in last.answer.citations]
+        if self.mode == "llm":
+            from .generation import condense_with_llm
+
+            return condense_with_llm(self, history, question), prefer
+        standalone = condense_offline(history_questions(history), question)
+        return standalone, prefer if standalone != question else []
+
+    def offline_answerer(self) -> ExtractiveAnswerer:
+        a = self.settings.answer
+        return ExtractiveAnswerer(
+            self.index.lexical().idf, min_evidence=a.min_evidence, max_sentences=a.max_sentences
+        )
+
+    def _offline_events(
+        self, question: str, standalone: str, sources: list[Source], notices: list[str]
+    ) -> Iterator[Event]:
+        extract = self.offline_answerer().answer(standalone, sources)
+        text, citations, warnings = resolve(extract.text, sources)
+        reason = self._offline_reason()
+        notices = [f"{OFFLINE_NOTICE} ({reason})" if reason else OFFLINE_NOTICE, *notices]
+        answer = Answer(
+            question=question,
+            text=text,
+            citations=citations,
+            refused=extract.refused,
+            mode="offline",
+            claims=[] if extract.refused else claims(text, citations, sources, self.judge),
+            sources=sources,
+            warnings=warnings,
+            notices=notices,
+            standalone_question=standalone,
+            evidence=extract.evidence,
+        )
+        for notice in notices:
+            yield Status(notice, "notice")
+        for piece in _pieces(text):
+            yield TextDelta(piece)
+        yield Final(answer)
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """The text in sentence-sized deltas (what a streamed offline answer yields)."""
+    from .chunking import split_sentences
+
+    last = 0
+    for _, end in split_sentences(text):
+        yield text[last:end]
+        last = end
+    if last < len(text):
+        yield text[last:]
+
+
+__all__ = ["REFUSAL", "Assistant"]

@@ -1,0 +1,152 @@
+"""Citations checked by code.
+
+The answer text refers to the numbered sources it was given with ``[n]`` markers. Here each
+number is mapped to a source paper; a number that maps to nothing is removed and counted in
+the warnings; the rest are renumbered 1..m in order of first use. Each sentence then becomes a
+:class:`~rag_assistant.answers.Claim` whose support by the abstracts it cites is judged by a
+pluggable function (lexical by default).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .answers import REFUSAL, Citation, Claim
+from .chunking import split_sentences
+from .retrieval import Source
+from .terms import numbers, terms
+
+# [1], [1, 2], [1; 3], [2-4] and runs like [1][2]
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*(?:,|;|–|-|and)\s*\d{1,3})*)\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+
+
+@dataclass
+class Verdict:
+    supported: bool
+    score: float
+    reason: str = ""
+
+
+class SupportJudge(Protocol):
+    """Decides whether ``evidence`` (the cited abstracts) supports ``claim``."""
+
+    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict: ...
+
+
+class LexicalJudge:
+    """Deterministic support: the share of the claim's content terms found in the evidence
+    (``score``), and every number the claim states must appear in the evidence."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict:
+        claim_terms = set(terms(claim))
+        if not evidence:
+            return Verdict(False, 0.0, "no citation")
+        if not claim_terms:
+            return Verdict(True, 1.0, "no content words to check")
+        evidence_text = " ".join(evidence)
+        found = claim_terms & set(terms(evidence_text))
+        score = len(found) / len(claim_terms)
+        missing_numbers = numbers(claim) - numbers(evidence_text)
+        if missing_numbers:
+            shown = ", ".join(sorted(missing_numbers))
+            return Verdict(False, score, f"number(s) not in the cited abstracts: {shown}")
+        if score < self.threshold:
+            return Verdict(
+                False, score, f"only {score:.0%} of its content words are in the cited abstracts"
+            )
+        return Verdict(True, score, "")
+
+
+def _expand(group: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*(?:,|;|and)\s*", group):
+        if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
+            lo, hi = (int(x) for x in re.split(r"\s*[–-]\s*", part))
+            if 0 < hi - lo < 20:
+                out.extend(range(lo, hi + 1))
+                continue
+            out.extend((lo, hi))
+        elif part.strip().isdigit():
+            out.append(int(part))
+    return out
+
+
+def resolve(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation], list[str]]:
+    """Map the ``[n]`` markers of ``text`` (n = position in ``sources``, from 1) to papers.
+
+    Returns the text with markers renumbered 1..m in order of first use and unknown numbers
+    removed, the citations (titles from the index), and one warning per removed number.
+    """
+    order: dict[int, int] = {}  # source number -> citation number
+    phantoms: list[int] = []
+
+    def replace(match: re.Match[str]) -> str:
+        kept = []
+        for n in _expand(match.group(1)):
+            if 1 <= n <= len(sources):
+                new = order.setdefault(n, len(order) + 1)
+                if new not in kept:
+                    kept.append(new)
+            else:
+                phantoms.append(n)
+        return "".join(f"[{n}]" for n in kept)
+
+    cleaned = _MARKER.sub(replace, text)
+    cleaned = _SPACE_BEFORE_PUNCT.sub(r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
+    citations = []
+    for source_number, number in sorted(order.items(), key=lambda kv: kv[1]):
+        src = sources[source_number - 1]
+        citations.append(Citation(number, src.paper_id, src.title, src.url))
+    warnings = [
+        f"removed citation [{n}]: it refers to no source (the answer had {len(sources)})"
+        for n in phantoms
+    ]
+    return cleaned, citations, warnings
+
+
+def claims(
+    text: str, citations: Sequence[Citation], sources: Sequence[Source], judge: SupportJudge
+) -> list[Claim]:
+    """Every sentence of ``text`` with its citation numbers and the judge's verdict against the
+    full abstracts of the papers it cites. A sentence without a citation is unsupported.
+
+    A sentence made only of citation markers (a model putting them on their own line)
+    lends them to the sentence before it.
+    """
+    by_number = {c.number: c for c in citations}
+    abstracts = {s.paper_id: s.abstract for s in sources}
+    out: list[Claim] = []
+    for start, end in split_sentences(text):
+        sentence = text[start:end].strip()
+        numbers_ = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
+        bare = _MARKER.sub("", sentence).strip(" .;,")
+        if not bare:
+            if out and numbers_:
+                out[-1].citations.extend(n for n in numbers_ if n not in out[-1].citations)
+            continue
+        if bare == REFUSAL.rstrip("."):
+            continue
+        out.append(Claim(sentence, list(dict.fromkeys(numbers_)), False, 0.0))
+    for claim in out:
+        evidence = [
+            abstracts[by_number[n].paper_id]
+            for n in claim.citations
+            if n in by_number and by_number[n].paper_id in abstracts
+        ]
+        verdict = judge.judge(_MARKER.sub("", claim.text), evidence)
+        claim.supported, claim.score = verdict.supported, verdict.score
+        claim.reason = verdict.reason
+    return out
+
+
+def is_refusal(text: str) -> bool:
+    """True when ``text`` is (or starts with) the refusal sentence."""
+    norm = " ".join(_MARKER.sub("", text).split()).strip().lower()
+    return norm.startswith(REFUSAL.lower().rstrip("."))

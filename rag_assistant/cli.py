@@ -1,0 +1,318 @@
+"""The ``rag-assistant`` command: a thin layer over :class:`rag_assistant.Assistant`.
+
+Imports are lazy so that ``rag-assistant --help`` stays fast. Errors meant for the user
+(:class:`~rag_assistant.errors.RagAssistantError`) become one line on stderr and exit
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+EXAMPLE_QUESTION = "What is HyperAttention and how fast is it?"
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("index and logging")
+    group.add_argument(
+        "--home",
+        metavar="DIR",
+        help="index directory (env RAG_ASSISTANT_HOME; default ~/.local/share/rag-assistant)",
+    )
+    group.add_argument(
+        "--chroma-url",
+        metavar="URL",
+        help="use a `chroma run` server instead of the embedded store (env RAG_CHROMA_URL)",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log progress (-v) or everything (-vv) to stderr",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="rag-assistant",
+        description="Answer questions about research-paper abstracts with citations checked "
+        "by code. Works offline (extractive answers); set OPENAI_API_KEY or OPENAI_BASE_URL "
+        "for generated answers.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="add papers to the index (incremental)",
+        description="Add or update papers from listing pages (.txt), JSON lines (.jsonl, "
+        ".json, arXiv snapshot), CSV (.csv/.tsv), optionally .gz, or folders of them. "
+        "Re-ingesting unchanged files changes nothing. With no PATH, ingests the bundled "
+        "sample corpus.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders")
+    p.add_argument(
+        "--prune", action="store_true", help="remove papers whose source files no longer hold them"
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="report broken records and go on, instead of stopping at the first",
+    )
+    p.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="CAT",
+        help="arXiv snapshot: keep only papers in this category (e.g. cs.CL, or "
+        "cs for all of cs.*); repeatable",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser(
+        "ask",
+        parents=[common],
+        help="answer a question with cited papers",
+        description="Answer QUESTION from the indexed abstracts. Each claim is followed by "
+        "[n]; the numbered sources are listed below the answer. An empty index is filled "
+        "with the bundled sample corpus first.",
+    )
+    p.add_argument("question", metavar="QUESTION")
+    p.add_argument("--k", type=int, metavar="N", help="papers to retrieve (default 5)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"text", "citations", "refused", "mode", "claims", ...}',
+    )
+    p.add_argument(
+        "--llm",
+        choices=["offline", "openai"],
+        help="force the offline extractive answerer or the OpenAI-compatible "
+        "endpoint (default: the endpoint when a key or base URL is set)",
+    )
+    p.add_argument("--no-stream", action="store_true", help="print the answer when complete")
+
+    p = sub.add_parser(
+        "retrieve",
+        parents=[common],
+        help="show the papers retrieval finds",
+        description="List the papers hybrid retrieval (BM25 + dense, fused) finds for QUERY.",
+    )
+    p.add_argument("question", metavar="QUERY")
+    p.add_argument("--k", type=int, metavar="N", help="papers to return (default 5)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser(
+        "index",
+        parents=[common],
+        help="inspect, check, repair or rebuild the index",
+        description="status: what the index holds. check: compare catalog, Chroma, lexical "
+        "index and manifest (--repair brings them back in line). rebuild: re-chunk and "
+        "re-embed everything with the current settings.",
+    )
+    p.add_argument("action", choices=["status", "check", "rebuild"])
+    p.add_argument("--repair", action="store_true", help="with check: fix what it finds")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from .settings import Settings
+
+    overrides: dict = {}
+    if args.home:
+        overrides["home"] = args.home
+    if args.chroma_url:
+        overrides["chroma_url"] = args.chroma_url
+    if getattr(args, "llm", None):
+        overrides["answer"] = {"llm": args.llm}
+    return Settings(**overrides)
+
+
+def _progress():
+    """A progress callback drawing one tqdm bar per stage on stderr (only on a terminal)."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+    labels = {"reading": "reading papers", "embedding": "embedding chunks", "lexical": "BM25 index"}
+
+    def progress(stage: str, done: int, total: int | None) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(
+                total=total,
+                desc=labels.get(stage, stage),
+                unit="",
+                file=sys.stderr,
+                disable=None,
+                leave=False,
+            )
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+        if total is not None and done >= total:
+            bar.close()
+
+    return progress
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+    from .corpus import bundled_corpus_dir
+
+    assistant = Assistant(_settings(args))
+    paths = args.paths or [bundled_corpus_dir()]
+    report = assistant.ingest(
+        paths,
+        prune=args.prune,
+        skip_invalid=args.skip_invalid,
+        categories=args.category,
+        progress=_progress(),
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                    "removed": report.removed,
+                    "skipped": [str(s) for s in report.skipped],
+                    "entries": report.entries,
+                    "files": report.files,
+                    "papers": report.papers,
+                    "chunks": report.chunks,
+                    "warnings": report.warnings,
+                    "seconds": report.seconds,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(report.summary())
+    for skipped in report.skipped[:20]:
+        print(f"skipped {skipped}", file=sys.stderr)
+    if len(report.skipped) > 20:
+        print(f"... and {len(report.skipped) - 20} more skipped", file=sys.stderr)
+    for warning in report.warnings[:20]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .answers import Final, Status, TextDelta
+    from .assistant import Assistant
+
+    assistant = Assistant(_settings(args))
+    if args.json:
+        answer = assistant.ask(args.question, k=args.k)
+        print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    if args.no_stream:
+        print(assistant.ask(args.question, k=args.k).render())
+        return 0
+    for event in assistant.stream(args.question, k=args.k):
+        if isinstance(event, Status) and event.kind == "notice":
+            print(f"({event.message})")
+        elif isinstance(event, TextDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, Final):
+            print(event.answer.render_tail())
+    return 0
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+
+    sources = Assistant(_settings(args)).retrieve(args.question, k=args.k)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in sources], indent=2, ensure_ascii=False))
+        return 0
+    for s in sources:
+        print(f"{s.rank}. {s.title}  (score {s.score:.3f})")
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .assistant import Assistant
+
+    assistant = Assistant(_settings(args))
+    if args.action == "status":
+        status = assistant.status()
+        if args.json:
+            print(json.dumps(asdict(status), indent=2))
+        else:
+            for key, value in asdict(status).items():
+                print(f"{key}: {value}")
+        return 0
+    if args.action == "check":
+        problems = assistant.repair(progress=_progress()) if args.repair else assistant.check()
+        if args.json:
+            print(json.dumps([asdict(p) for p in problems], indent=2))
+        elif not problems:
+            print("the index is consistent")
+        for p in problems if not args.json else []:
+            print(f"{p.part}: {p.message}")
+        if problems and args.repair:
+            remaining = assistant.check()
+            if remaining:
+                print(
+                    "not repaired: " + "; ".join(f"{p.part}: {p.message}" for p in remaining),
+                    file=sys.stderr,
+                )
+                return 1
+            print("repaired")
+            return 0
+        return 1 if problems else 0
+    report = assistant.rebuild(progress=_progress())
+    print(f"rebuilt: {report.papers} papers in {report.chunks} chunks ({report.seconds:.1f} s)")
+    return 0
+
+
+COMMANDS = {
+    "ingest": _cmd_ingest,
+    "ask": _cmd_ask,
+    "retrieve": _cmd_retrieve,
+    "index": _cmd_index,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:
+        for noisy in ("chromadb", "httpx", "bm25s", "urllib3", "openai"):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+    from .errors import RagAssistantError
+
+    try:
+        return COMMANDS[args.command](args)
+    except RagAssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Dense embeddings: LSA (TF-IDF -> truncated SVD) fitted on the corpus, offline and with no
+download; or the OpenAI embeddings endpoint.
+
+The LSA model is fitted with scikit-learn's ``randomized_svd`` and persisted as plain arrays
+(vocabulary, idf, components) beside the index, so embedding a question needs neither
+scikit-learn nor pickle, and the same terms as BM25 (:mod:`rag_assistant.terms`) are used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .errors import IndexCorruptError
+from .terms import terms as analyze
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors."""
+
+    @property
+    def identity(self) -> dict:
+        """What the manifest records to refuse mixing vectors of different models."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(
+        self, texts: Sequence[str], terms: Sequence[Sequence[str]] | None = None
+    ) -> np.ndarray:
+        """Vectors for ``texts`` (``terms``: their analyzed terms, when already known)."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalize_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (matrix / norms).astype(np.float32, copy=False)
+
+
+class LSAEmbedder:
+    """TF-IDF (sublinear tf, smoothed idf, l2) projected on the top singular vectors."""
+
+    backend = "lsa"
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        idf: np.ndarray,
+        components: np.ndarray,
+        *,
+        requested_dimensions: int,
+        fitted_on: int,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.idf = idf.astype(np.float32)
+        self.components = np.ascontiguousarray(components.astype(np.float32))  # (d, V)
+        self.requested_dimensions = requested_dimensions
+        self.fitted_on = fitted_on
+        digest = hashlib.sha1(self.components[:, : min(64, self.components.shape[1])].tobytes())
+        digest.update(json.dumps(sorted(vocabulary)[:2000]).encode())
+        self.fit_id = digest.hexdigest()[:10]
+
+    @property
+    def dimensions(self) -> int:
+        return int(self.components.shape[0])
+
+    @property
+    def identity(self) -> dict:
+        return {
+            "backend": "lsa",
+            "model": f"lsa-tfidf-svd-{self.requested_dimensions}",
+            "dimensions": self.dimensions,
+            "requested_dimensions": self.requested_dimensions,
+            "fit_id": self.fit_id,
+            "fitted_on_chunks": self.fitted_on,
+        }
+
+    # --- fitting -----------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        term_lists: Sequence[Sequence[str]],
+        *,
+        dimensions: int,
+        max_features: int = 100_000,
+        seed: int = 0,
+    ) -> LSAEmbedder:
+        """Fit on analyzed texts. The vocabulary keeps terms seen in 2+ texts (all terms for
+        corpora under 1,000 texts), at most ``max_features`` of the most frequent."""
+        from collections import Counter
+
+        df: Counter[str] = Counter()
+        for terms_ in term_lists:
+            df.update(set(terms_))
+        min_df = 1 if len(term_lists) < 1000 else 2
+        kept = [t for t, n in df.most_common(max_features) if n >= min_df]
+        if not kept:
+            kept = ["<empty>"]
+        vocabulary = {t: i for i, t in enumerate(sorted(kept))}
+        n = len(term_lists)
+        idf = np.array(
+            [math.log((1 + n) / (1 + df.get(t, 0))) + 1.0 for t in sorted(kept)], np.float32
+        )
+        matrix = _tfidf(term_lists, vocabulary, idf)
+        k = max(1, min(dimensions, matrix.shape[0] - 1, matrix.shape[1] - 1))
+        if matrix.shape[0] < 2 or matrix.shape[1] < 2:
+            components = np.eye(1, matrix.shape[1], dtype=np.float32)
+        else:
+            from sklearn.utils.extmath import randomized_svd
+
+            _, _, vt = randomized_svd(matrix, n_components=k, n_iter=5, random_state=seed)
+            components = vt
+        return cls(vocabulary, idf, components, requested_dimensions=dimensions, fitted_on=n)
+
+    # --- use ---------------------------------------------------------------------------
+
+    def embed(
+        self, texts: Sequence[str], terms: Sequence[Sequence[str]] | None = None
+    ) -> np.ndarray:
+        term_lists = terms if terms is not None else [analyze(t) for t in texts]
+        if not term_lists:
+            return np.zeros((0, self.dimensions), np.float32)
+        matrix = _tfidf(term_lists, self.vocabulary, self.idf)
+        return _normalize_rows(np.asarray(matrix @ self.components.T))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    # --- persistence -------------------------------------------------------------------
+
+    def save(self, directory: Path) -> Path:
+        """Write the model as ``lsa-<fit_id>.npz`` (vocabulary as JSON inside); returns it."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"lsa-{self.fit_id}.npz"
+        tmp = path.with_suffix(".tmp.npz")
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                vocabulary=np.frombuffer(
+                    json.dumps(sorted(self.vocabulary, key=self.vocabulary.get)).encode(),
+                    dtype=np.uint8,
+                ),
+                idf=self.idf,
+                components=self.components,
+                meta=np.array([self.requested_dimensions, self.fitted_on], dtype=np.int64),
+            )
+            handle.flush()
+            import os
+
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> LSAEmbedder:
+        try:
+            with np.load(path) as data:
+                words = json.loads(data["vocabulary"].tobytes().decode())
+                requested, fitted_on = (int(x) for x in data["meta"])
+                model = cls(
+                    {w: i for i, w in enumerate(words)},
+                    data["idf"],
+                    data["components"],
+                    requested_dimensions=requested,
+                    fitted_on=fitted_on,
+                )
+        except FileNotFoundError:
+            raise IndexCorruptError(
+                f"the dense model file {path} is missing; run `rag-assistant index rebuild`"
+            ) from None
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(
+                f"the dense model file {path} is damaged ({exc}); run `rag-assistant index rebuild`"
+            ) from None
+        return model
+
+
+def _tfidf(
+    term_lists: Sequence[Sequence[str]], vocabulary: dict[str, int], idf: np.ndarray
+) -> csr_matrix:
+    """Rows of sublinear-tf x idf, l2-normalized (scikit-learn's TfidfVectorizer defaults with
+    ``sublinear_tf=True``)."""
+    from scipy.sparse import csr_matrix
+
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    for terms_ in term_lists:
+        counts: dict[int, int] = {}
+        for term in terms_:
+            col = vocabulary.get(term)
+            if col is not None:
+                counts[col] = counts.get(col, 0) + 1
+        indices.extend(counts)
+        data.extend(counts.values())
+        indptr.append(len(indices))
+    matrix = csr_matrix(
+        (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
+        shape=(len(term_lists), len(vocabulary)),
+    )
+    if matrix.nnz:
+        matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
+        sq = np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()
+        norms = np.sqrt(sq)
+        norms[norms == 0] = 1.0
+        matrix.data /= np.repeat(norms, np.diff(matrix.indptr)).astype(np.float32)
+    return matrix
+
+
+class OpenAIEmbedder:
+    """The OpenAI (or compatible) embeddings endpoint, in batches, with the LLM's retries."""
+
+    backend = "openai"
+
+    def __init__(self, settings: Settings, *, client=None) -> None:
+        from .llm import make_client
+
+        self.model = settings.embedding.openai_model
+        self.batch_size = min(settings.embedding.batch_size, 2048)
+        self._client = client or make_client(settings)
+        self._dimensions: int | None = None
+
+    @property
+    def dimensions(self) -> int:
+        if self._dimensions is None:
+            self._dimensions = int(self.embed(["dimension probe"]).shape[1])
+        return self._dimensions
+
+    @property
+    def identity(self) -> dict:
+        return {"backend": "openai", "model": self.model, "dimensions": self.dimensions}
+
+    def embed(
+        self, texts: Sequence[str], terms: Sequence[Sequence[str]] | None = None
+    ) -> np.ndarray:
+        from .llm import call_with_retries
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t or " " for t in texts[start : start + self.batch_size]]
+            response = call_with_retries(
+                lambda batch=batch: self._client.embeddings.create(model=self.model, input=batch)
+            )
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        if not rows:
+            return np.zeros((0, self._dimensions or 0), np.float32)
+        matrix = _normalize_rows(np.asarray(rows, np.float32))
+        self._dimensions = matrix.shape[1]
+        return matrix
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]

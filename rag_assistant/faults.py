@@ -1,0 +1,27 @@
+"""Failpoints for crash tests: ``RAG_ASSISTANT_FAILPOINT=<name>`` makes the process kill
+itself with SIGKILL when it reaches the point of that name (one environment lookup when
+unset). The crash-safety tests use them to stop an ingest at exact places; nothing else
+should set the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "RAG_ASSISTANT_FAILPOINT"
+
+POINTS = (
+    "ingest:after-chunking",  # first batch chunked and analyzed, nothing committed
+    "ingest:after-catalog",  # first batch committed to the catalog, no vectors yet
+    "ingest:during-embedding",  # first vectors written to Chroma, not yet marked
+    "ingest:after-chroma",  # Chroma in line with the catalog, lexical index not rebuilt
+    "ingest:after-lexical",  # lexical index written, manifest not switched
+    "ingest:during-manifest",  # new manifest written to its temp file, not renamed
+)
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process if the failpoint ``name`` is armed."""
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,191 @@
+"""The one settings object: defaults, overridden by ``RAG_ASSISTANT_*`` environment variables,
+overridden by keyword arguments (the CLI passes its flags that way).
+
+Nested groups use a double underscore in the environment, e.g. ``RAG_ASSISTANT_RETRIEVAL__K=8``.
+The standard ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` and ``RAG_CHROMA_URL`` are honoured too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/rag-assistant``, i.e. ``~/.local/share/rag-assistant`` by default."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "rag-assistant"
+
+
+class ChunkingSettings(BaseModel):
+    chunk_size: int = Field(
+        256,
+        ge=32,
+        le=8192,
+        description="Chunk length in tokens (llama-index SentenceSplitter, tiktoken count).",
+    )
+    chunk_overlap: int = Field(32, ge=0, le=1024, description="Tokens shared by adjacent chunks.")
+    tokenizer: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+class EmbeddingSettings(BaseModel):
+    backend: Literal["lsa", "openai"] = Field(
+        "lsa",
+        description="'lsa': TF-IDF -> truncated SVD fitted on the corpus, offline, no download; "
+        "'openai': the OpenAI embeddings endpoint.",
+    )
+    dimensions: int = Field(256, ge=2, le=4096, description="Vector size (LSA components).")
+    openai_model: str = Field("text-embedding-3-small", description="Embedding model for 'openai'.")
+    refit_growth: float = Field(
+        2.0,
+        gt=1.0,
+        description="Refit the LSA model (and re-embed everything) once the paper count reaches "
+        "this multiple of the count it was fitted on; smaller ingests reuse the fitted model.",
+    )
+    fit_sample: int = Field(
+        50_000, ge=100, description="At most this many chunks are used to fit the LSA model."
+    )
+    batch_size: int = Field(1024, ge=1, description="Texts embedded per batch.")
+
+
+class RetrievalSettings(BaseModel):
+    k: int = Field(5, ge=1, le=50, description="Papers returned by retrieve / used by ask.")
+    candidates: int = Field(
+        40, ge=5, le=1000, description="Chunks taken from each retriever before fusion."
+    )
+    fusion: Literal["rrf", "lexical", "dense"] = Field(
+        "rrf", description="How lexical and dense results are combined."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    lexical_weight: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list.")
+    dense_weight: float = Field(1.0, ge=0.0, description="RRF weight of the dense list.")
+    chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
+
+
+class AnswerSettings(BaseModel):
+    llm: Literal["auto", "offline", "openai"] = Field(
+        "auto",
+        description="'auto' uses the OpenAI-compatible endpoint when a key or base URL is set, "
+        "else the offline extractive answerer.",
+    )
+    max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
+    min_evidence: float = Field(
+        0.32,
+        ge=0.0,
+        le=1.0,
+        description="Refuse when the best evidence score is below this (calibrated on eval/).",
+    )
+    max_question_tokens: int = Field(
+        256, ge=8, description="Longer questions are refused with QuestionTooLongError."
+    )
+    support: Literal["lexical", "llm"] = Field(
+        "lexical", description="How claims are checked against the abstracts they cite."
+    )
+    support_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Lexical support score at which a claim is supported."
+    )
+
+
+class OpenAISettings(BaseModel):
+    api_key: SecretStr | None = Field(
+        None, description="API key; OPENAI_API_KEY is used when this is not set."
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); OPENAI_BASE_URL."
+    )
+    model: str = Field("gpt-4o-mini", description="Chat model.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_output_tokens: int = Field(700, ge=16)
+    context_tokens: int = Field(
+        6000, ge=256, description="Token budget for the numbered sources in the prompt."
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds per request before it is abandoned.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries on 429, 5xx and timeouts.")
+
+
+class LimitSettings(BaseModel):
+    max_abstract_chars: int = Field(
+        20_000, ge=100, description="Longer abstracts are truncated at ingest (and reported)."
+    )
+    max_title_chars: int = Field(500, ge=20, description="Longer title lines are not titles.")
+    max_question_chars: int = Field(
+        4_000, ge=10, description="Longer questions are refused before tokenizing."
+    )
+    max_file_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="Larger single files are refused at ingest."
+    )
+
+
+class UISettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Interface the UI binds to.")
+    port: int = Field(7860, ge=0, le=65535)
+    auth: SecretStr | None = Field(
+        None, description="'user:password' required to open the UI (RAG_ASSISTANT_UI__AUTH)."
+    )
+    concurrency: int = Field(8, ge=1, description="Questions answered at the same time.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with a description per field (``rag-assistant config``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_ASSISTANT_",
+        env_nested_delimiter="__",
+        populate_by_name=True,
+        extra="ignore",
+    )
+
+    home: Path = Field(default_factory=default_home, description="The index directory.")
+    chroma_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("chroma_url", "RAG_ASSISTANT_CHROMA_URL", "RAG_CHROMA_URL"),
+        description="Use a `chroma run` server at this URL instead of the embedded store.",
+    )
+    collection_prefix: str = Field("rag_chunks", description="Chroma collection name prefix.")
+    auto_ingest_bundled: bool = Field(
+        True, description="The first ask on an empty index ingests the bundled sample corpus."
+    )
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _standard_openai_env(self) -> Settings:
+        # The openai SDK's own variables, when ours are not set.
+        if self.openai.api_key is None and os.environ.get("OPENAI_API_KEY"):
+            self.openai.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+        if self.openai.base_url is None and os.environ.get("OPENAI_BASE_URL"):
+            self.openai.base_url = os.environ["OPENAI_BASE_URL"]
+        return self
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when a key or an OpenAI-compatible base URL is set."""
+        return self.openai.api_key is not None or bool(self.openai.base_url)
+
+    def resolved_mode(self) -> Literal["offline", "llm"]:
+        """The answer mode that ``answer.llm`` resolves to with this configuration."""
+        if self.answer.llm == "offline":
+            return "offline"
+        if self.answer.llm == "openai":
+            return "llm"
+        return "llm" if self.llm_configured else "offline"

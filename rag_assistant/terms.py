@@ -1,0 +1,95 @@
+"""Term analysis shared by BM25, the LSA embedding, the extractive answerer and the
+support checker: one definition of "the words of a text", so they all agree.
+
+A term is a lower-cased, NFKC-normalized word or number, stop words removed, stemmed with
+the Snowball English stemmer (PyStemmer). Decimal numbers stay whole ("7.66").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+_TOKEN = re.compile(r"\d+(?:\.\d+)+|\w+")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?%|x|×)?")
+
+# NLTK's English stop words (as shipped by bm25s, STOPWORDS_EN_PLUS), copied so that
+# analyzing text does not import bm25s.
+STOPWORDS = frozenset(
+    """a about above after again against ain all am an and any are aren aren't as at be because
+    been before being below between both but by can couldn couldn't d did didn didn't do does
+    doesn doesn't doing don don't down during each few for from further had hadn hadn't has hasn
+    hasn't have haven haven't having he her here hers herself him himself his how i if in into
+    is isn isn't it it's its itself just ll m ma me mightn mightn't more most mustn mustn't my
+    myself needn needn't no nor not now o of off on once only or other our ours ourselves out
+    over own re s same shan shan't she she's should should've shouldn shouldn't so some such t
+    than that that'll the their theirs them themselves then there these they this those through
+    to too under until up ve very was wasn wasn't we were weren weren't what when where which
+    while who whom why will with won won't wouldn wouldn't y you you'd you'll you're you've your
+    yours yourself yourselves""".split()
+)
+
+# Words that carry no topic in a question about papers ("which papers propose a method
+# for ..."). Ignored when measuring how much of a question the evidence covers.
+QUESTION_NOISE = frozenset(
+    """paper papers work works study studies article articles research researcher approach
+    approaches method methods propose proposes proposed present presents introduce introduces
+    anything something tell explain describe know show shows find use uses using used way ways
+    make makes made get gets give gives say says said mention mentions mentioned talk talks
+    corpus abstract abstracts author authors could would might may also like well good help
+    exist exists existing recent new main idea ideas kind kinds type types thing things one
+    someone somebody anyone please compare comparison versus vs difference differ""".split()
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """The Snowball English stem of one lower-case word (cached: vocabularies are small)."""
+    return _stemmer().stemWord(word)
+
+
+def normalize(text: str) -> str:
+    """NFKC-normalized, case-folded text."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words and numbers of ``text``, stop words kept, not stemmed."""
+    return _TOKEN.findall(normalize(text))
+
+
+def terms(text: str) -> list[str]:
+    """The stemmed content terms of ``text``, in order, repeats kept."""
+    out = []
+    for word in _TOKEN.findall(normalize(text)):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        out.append(word if word[0].isdigit() else stem(word))
+    return out
+
+
+def query_terms(text: str) -> list[str]:
+    """The content terms of a question, question-noise words removed, repeats removed."""
+    seen: dict[str, None] = {}
+    for word in _TOKEN.findall(normalize(text)):
+        if word in STOPWORDS or word in QUESTION_NOISE or (len(word) < 2 and not word.isdigit()):
+            continue
+        seen.setdefault(word if word[0].isdigit() else stem(word), None)
+    return list(seen)
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers written in ``text`` ("7.66", "70%", "2x"), normalized for comparison."""
+    found = set()
+    for match in _NUMBER.findall(normalize(text)):
+        value = match.replace(",", "").replace(" ", "").replace("×", "x")
+        found.add(value.rstrip("%x") or value)
+    return found

@@ -1,0 +1,158 @@
+"""Chroma as the dense vector store: embedded (``PersistentClient`` in the index directory) or
+a ``chroma run`` server (``HttpClient``). Embeddings are always passed in, so Chroma's default
+embedding function (which downloads an ONNX model) is never used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .errors import VectorStoreError
+
+log = logging.getLogger(__name__)
+
+
+def _chroma_errors():
+    import chromadb.errors
+
+    return (chromadb.errors.ChromaError, ValueError, ConnectionError, OSError)
+
+
+class VectorStore:
+    """One Chroma client; collections named by the manifest."""
+
+    def __init__(self, *, path: Path | None = None, url: str | None = None) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.url = url
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        try:
+            if url:
+                parsed = urlparse(url if "://" in url else f"http://{url}")
+                self.client = chromadb.HttpClient(
+                    host=parsed.hostname or "localhost",
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+                self.client.heartbeat()
+            else:
+                assert path is not None
+                path.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        except _chroma_errors() as exc:
+            where = f"the Chroma server at {url}" if url else f"the Chroma store in {path}"
+            raise VectorStoreError(f"cannot open {where}: {exc}") from None
+        except Exception as exc:  # chromadb raises bare Exception for a refused connection
+            if url:
+                raise VectorStoreError(f"cannot reach the Chroma server at {url}: {exc}") from None
+            raise
+        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
+        self._collections: dict[str, object] = {}
+
+    @property
+    def where(self) -> str:
+        return self.url or "embedded"
+
+    def collection(self, name: str, *, create: bool = False):
+        """The collection ``name``; with ``create``, made if missing (cosine space)."""
+        cached = self._collections.get(name)
+        if cached is not None:
+            return cached
+        try:
+            if create:
+                coll = self.client.get_or_create_collection(
+                    name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                )
+            else:
+                coll = self.client.get_collection(name, embedding_function=None)
+        except _chroma_errors() as exc:
+            raise VectorStoreError(f"Chroma collection {name!r} ({self.where}): {exc}") from None
+        self._collections[name] = coll
+        return coll
+
+    def has_collection(self, name: str) -> bool:
+        return name in self.collection_names()
+
+    def collection_names(self) -> list[str]:
+        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+
+    def drop(self, name: str) -> None:
+        self._collections.pop(name, None)
+        try:
+            self.client.delete_collection(name)
+        except _chroma_errors() as exc:
+            log.debug("dropping collection %s: %s", name, exc)
+
+    def upsert(
+        self,
+        name: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        documents: Sequence[str],
+        metadatas: Sequence[dict],
+    ) -> None:
+        coll = self.collection(name, create=True)
+        for start in range(0, len(ids), self.max_batch):
+            end = start + self.max_batch
+            try:
+                coll.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=vectors[start:end],
+                    documents=list(documents[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
+            except _chroma_errors() as exc:
+                raise VectorStoreError(f"writing to Chroma ({self.where}) failed: {exc}") from None
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        coll = self.collection(name, create=True)
+        for start in range(0, len(ids), self.max_batch):
+            try:
+                coll.delete(ids=list(ids[start : start + self.max_batch]))
+            except _chroma_errors() as exc:
+                raise VectorStoreError(
+                    f"deleting from Chroma ({self.where}) failed: {exc}"
+                ) from None
+
+    def ids(self, name: str) -> set[str]:
+        """Every id in the collection (paged)."""
+        coll = self.collection(name, create=True)
+        out: set[str] = set()
+        offset = 0
+        while True:
+            try:
+                page = coll.get(include=[], limit=self.max_batch, offset=offset)
+            except _chroma_errors() as exc:
+                raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+            out.update(page["ids"])
+            if len(page["ids"]) < self.max_batch:
+                return out
+            offset += self.max_batch
+
+    def count(self, name: str) -> int:
+        try:
+            return self.collection(name, create=True).count()
+        except _chroma_errors() as exc:
+            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+
+    def query(self, name: str, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """(chunk_id, cosine similarity) of the ``n`` nearest chunks, best first."""
+        coll = self.collection(name)
+        try:
+            result = coll.query(
+                query_embeddings=vector[None, :], n_results=n, include=["distances"]
+            )
+        except _chroma_errors() as exc:
+            raise VectorStoreError(f"querying Chroma ({self.where}) failed: {exc}") from None
+        ids = result["ids"][0]
+        distances = result["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
