@@ -1,0 +1,55 @@
+"""Shared fixtures. Every test runs with a clean environment: no RAG_ASSISTANT_* or OPENAI_*
+variables from the developer's shell, and an index directory under pytest's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag_assistant import Assistant
+from rag_assistant.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith(("RAG_ASSISTANT_", "RAG_CHROMA", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("RAG_ASSISTANT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+
+
+@pytest.fixture(scope="session")
+def bundled_home(tmp_path_factory) -> Path:
+    """An index of the bundled corpus, built once per test session. Do not write to it:
+    use the ``assistant`` fixture (a private copy) for tests that ingest."""
+    home = tmp_path_factory.mktemp("bundled") / "home"
+    Assistant(Settings(home=home)).ingest_bundled()
+    return home
+
+
+@pytest.fixture
+def home(tmp_path, bundled_home) -> Path:
+    """A private copy of the bundled index."""
+    target = tmp_path / "bundled-copy"
+    shutil.copytree(bundled_home, target)
+    return target
+
+
+@pytest.fixture
+def assistant(home) -> Assistant:
+    """An offline assistant over a private copy of the bundled index."""
+    return Assistant(Settings(home=home))
+
+
+@pytest.fixture
+def empty_assistant(tmp_path) -> Assistant:
+    """An offline assistant over an empty index that will not ingest the bundled corpus."""
+    return Assistant(Settings(home=tmp_path / "empty", auto_ingest_bundled=False))
