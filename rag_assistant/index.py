@@ -45,6 +45,7 @@ from .errors import (
 from .faults import failpoint
 from .lexical import LexicalIndex
 from .settings import Settings
+from .terms import ANALYZER_VERSION
 from .terms import terms as analyze
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ class Index:
     def _wanted(self) -> dict:
         s = self.settings
         return {
+            "analyzer": ANALYZER_VERSION,
             "tokenizer": s.chunking.tokenizer,
             "chunking": {
                 "splitter": "llama_index.core.node_parser.SentenceSplitter",
@@ -284,6 +286,10 @@ class Index:
             return
         wanted = self._wanted()
         diffs = []
+        if built.get("analyzer") != wanted["analyzer"]:
+            diffs.append(
+                f"term analyzer v{built.get('analyzer')} (this version: v{wanted['analyzer']})"
+            )
         if built["tokenizer"] != wanted["tokenizer"]:
             diffs.append(f"tokenizer {built['tokenizer']} (asked: {wanted['tokenizer']})")
         bc, wc = built["chunking"], wanted["chunking"]

@@ -11,6 +11,43 @@ import functools
 import re
 import unicodedata
 
+ANALYZER_VERSION = "1"
+"""Bumped whenever :func:`terms` changes what it returns: stored terms must be rebuilt."""
+
+# Comparative and superlative forms the Snowball stemmer leaves alone ("faster" stays
+# "faster"), mapped to their base so "how fast" finds "2x faster".
+_BASE_FORMS = {
+    "faster": "fast",
+    "fastest": "fast",
+    "quicker": "quick",
+    "slower": "slow",
+    "cheaper": "cheap",
+    "cheapest": "cheap",
+    "smaller": "small",
+    "smallest": "small",
+    "larger": "large",
+    "largest": "large",
+    "bigger": "big",
+    "biggest": "big",
+    "longer": "long",
+    "longest": "long",
+    "shorter": "short",
+    "lower": "low",
+    "lowest": "low",
+    "higher": "high",
+    "highest": "high",
+    "fewer": "few",
+    "better": "good",
+    "best": "good",
+    "stronger": "strong",
+    "weaker": "weak",
+    "easier": "easy",
+    "harder": "hard",
+    "deeper": "deep",
+    "wider": "wide",
+    "simpler": "simple",
+}
+
 _TOKEN = re.compile(r"\d+(?:\.\d+)+|\w+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?%|x|×)?")
 
@@ -52,8 +89,9 @@ def _stemmer():
 
 @functools.lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """The Snowball English stem of one lower-case word (cached: vocabularies are small)."""
-    return _stemmer().stemWord(word)
+    """The Snowball English stem of one lower-case word, comparatives reduced to their base
+    (cached: vocabularies are small)."""
+    return _stemmer().stemWord(_BASE_FORMS.get(word, word))
 
 
 def normalize(text: str) -> str:
