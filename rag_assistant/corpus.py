@@ -180,6 +180,26 @@ def paper_id_for_title(title: str) -> str:
     return f"{slug or 'paper'}-{_digest(norm)[:10]}"
 
 
+_LATEX_ESCAPES = re.compile(r"\\([%&_#$])")
+_LATEX_STYLE = re.compile(r"\\(?:textbf|textit|emph|texttt|textsc|mathrm|text)\{([^{}]*)\}")
+_LATEX_GROUP_STYLE = re.compile(r"\{\\(?:em|it|bf|tt|sc)\s+([^{}]*)\}")
+_LATEX_SYMBOLS = {"\\textless": "<", "\\textgreater": ">", "\\textasciitilde": "~"}
+
+
+def clean_abstract(text: str) -> str:
+    """White space collapsed and the LaTeX left in dumped abstracts made readable: escaped
+    characters (``50\\%``), style commands (``\\textbf{X}``, ``{\\em X}``), a few symbols.
+    Cheap regular expressions: this runs on every abstract."""
+    text = clean_text(text)
+    if "\\" not in text:
+        return text
+    for macro, symbol in _LATEX_SYMBOLS.items():
+        text = text.replace(macro, symbol)
+    text = _LATEX_STYLE.sub(r"\1", text)
+    text = _LATEX_GROUP_STYLE.sub(r"\1", text)
+    return _LATEX_ESCAPES.sub(r"\1", text)
+
+
 def clean_text(text: str) -> str:
     """Control characters removed, white space (line breaks included) collapsed."""
     return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
@@ -365,7 +385,7 @@ def read_listing(
         if len(line) > TITLE_MAX_CHARS:
             if papers and last_abstract_at == i - 1:
                 papers[-1].abstract = _bounded(
-                    papers[-1].abstract + " " + line,
+                    papers[-1].abstract + " " + clean_abstract(line),
                     max_abstract_chars,
                     "abstract",
                     f"{source}:{lineno}",
@@ -387,7 +407,11 @@ def read_listing(
             i += 1
             continue
         abstract = _bounded(
-            nxt, max_abstract_chars, "abstract", f"{source}:{lineno + 1}", log.warnings
+            clean_abstract(nxt),
+            max_abstract_chars,
+            "abstract",
+            f"{source}:{lineno + 1}",
+            log.warnings,
         )
         papers.append(
             Paper(
@@ -482,7 +506,7 @@ def _record_to_paper(
     ):
         return None
     title = latex_to_text(title) if arxiv else clean_text(title)
-    abstract = clean_text(abstract)
+    abstract = clean_abstract(abstract)
     if not title:
         raise ValueError("empty 'title'")
     if not abstract:
