@@ -55,8 +55,9 @@ class Assistant:
         self.settings = settings
         self.index = Index(settings, embedder=embedder)
         self.retriever = Retriever(self.index, settings.retrieval)
-        self.judge = judge or LexicalJudge(settings.answer.support_threshold)
         self._llm = llm
+        self._llm_lock = threading.Lock()
+        self.judge = judge or self._default_judge()
         self._bootstrap_lock = threading.Lock()
 
     # --- modes ---------------------------------------------------------------------------
@@ -69,6 +70,23 @@ class Assistant:
         if self._llm is not None or self.settings.llm_configured:
             return "llm"
         return "offline"
+
+    def chat_model(self):
+        """The chat model answers are generated with: the injected one, else a
+        :class:`~rag_assistant.llm.ChatModel` for the configured endpoint (made once)."""
+        with self._llm_lock:
+            if self._llm is None:
+                from .llm import ChatModel
+
+                self._llm = ChatModel(self.settings)
+            return self._llm
+
+    def _default_judge(self) -> SupportJudge:
+        if self.settings.answer.support == "llm" and self.mode == "llm":
+            from .judges import LLMJudge
+
+            return LLMJudge(self.chat_model(), cache_dir=self.settings.home / "judge-cache")
+        return LexicalJudge(self.settings.answer.support_threshold)
 
     def _offline_reason(self) -> str | None:
         if self.mode != "offline":

@@ -26,9 +26,13 @@ _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
 
 @dataclass
 class Verdict:
+    """``failed``: the judge could not decide (an unparseable LLM reply); such a verdict is
+    counted apart by the evaluation, never scored as 0."""
+
     supported: bool
     score: float
     reason: str = ""
+    failed: bool = False
 
 
 class SupportJudge(Protocol):
@@ -78,37 +82,81 @@ def _expand(group: str) -> list[int]:
     return out
 
 
+class CitationMap:
+    """Maps source numbers to citation numbers (1..m in order of first use) across calls, so
+    a streamed answer can be resolved piece by piece with the same numbering as the whole."""
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.sources = list(sources)
+        self.order: dict[int, int] = {}  # source number -> citation number
+        self.phantoms: list[int] = []
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kept = []
+        for n in _expand(match.group(1)):
+            if 1 <= n <= len(self.sources):
+                new = self.order.setdefault(n, len(self.order) + 1)
+                if new not in kept:
+                    kept.append(new)
+            else:
+                self.phantoms.append(n)
+        return "".join(f"[{n}]" for n in kept)
+
+    def sub(self, text: str) -> str:
+        """``text`` with its markers renumbered and unknown numbers removed."""
+        return _MARKER.sub(self._replace, text)
+
+    def citations(self) -> list[Citation]:
+        out = []
+        for source_number, number in sorted(self.order.items(), key=lambda kv: kv[1]):
+            src = self.sources[source_number - 1]
+            out.append(Citation(number, src.paper_id, src.title, src.url))
+        return out
+
+    def warnings(self) -> list[str]:
+        return [
+            f"removed citation [{n}]: it refers to no source (the answer had {len(self.sources)})"
+            for n in self.phantoms
+        ]
+
+
+def tidy(text: str) -> str:
+    """Whitespace left by removed markers: doubled spaces, a space before punctuation."""
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
+
+
+class StreamResolver:
+    """Resolves citations in a text that arrives in pieces: text that could be the start of
+    a marker (``[1, ``) is held back until the marker closes, so no delta shows a number the
+    final answer does not have."""
+
+    _OPEN = re.compile(r"\[[\d\s,;–\-and]{0,24}$")
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self.map = CitationMap(sources)
+        self._pending = ""
+
+    def feed(self, delta: str) -> str:
+        text = self._pending + delta
+        held = self._OPEN.search(text)
+        cut = held.start() if held else len(text)
+        self._pending = text[cut:]
+        return self.map.sub(text[:cut])
+
+    def finish(self) -> str:
+        text, self._pending = self._pending, ""
+        return self.map.sub(text)
+
+
 def resolve(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation], list[str]]:
     """Map the ``[n]`` markers of ``text`` (n = position in ``sources``, from 1) to papers.
 
     Returns the text with markers renumbered 1..m in order of first use and unknown numbers
     removed, the citations (titles from the index), and one warning per removed number.
     """
-    order: dict[int, int] = {}  # source number -> citation number
-    phantoms: list[int] = []
-
-    def replace(match: re.Match[str]) -> str:
-        kept = []
-        for n in _expand(match.group(1)):
-            if 1 <= n <= len(sources):
-                new = order.setdefault(n, len(order) + 1)
-                if new not in kept:
-                    kept.append(new)
-            else:
-                phantoms.append(n)
-        return "".join(f"[{n}]" for n in kept)
-
-    cleaned = _MARKER.sub(replace, text)
-    cleaned = _SPACE_BEFORE_PUNCT.sub(r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-    citations = []
-    for source_number, number in sorted(order.items(), key=lambda kv: kv[1]):
-        src = sources[source_number - 1]
-        citations.append(Citation(number, src.paper_id, src.title, src.url))
-    warnings = [
-        f"removed citation [{n}]: it refers to no source (the answer had {len(sources)})"
-        for n in phantoms
-    ]
-    return cleaned, citations, warnings
+    cmap = CitationMap(sources)
+    cleaned = tidy(cmap.sub(text))
+    return cleaned, cmap.citations(), cmap.warnings()
 
 
 def claims(

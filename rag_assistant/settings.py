@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         description="Use a `chroma run` server at this URL instead of the embedded store.",
     )
     collection_prefix: str = Field("rag_chunks", description="Chroma collection name prefix.")
+    prompts_dir: Path | None = Field(
+        None, description="A folder of edited prompt templates (default: the shipped ones)."
+    )
     auto_ingest_bundled: bool = Field(
         True, description="The first ask on an empty index ingests the bundled sample corpus."
     )
