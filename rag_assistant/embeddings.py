@@ -237,6 +237,7 @@ class OpenAIEmbedder:
         self.model = settings.embedding.openai_model
         self.batch_size = min(settings.embedding.batch_size, 2048)
         self._client = client or make_client(settings)
+        self._settings = settings
         self._dimensions: int | None = None
 
     @property
@@ -258,7 +259,8 @@ class OpenAIEmbedder:
         for start in range(0, len(texts), self.batch_size):
             batch = [t or " " for t in texts[start : start + self.batch_size]]
             response = call_with_retries(
-                lambda batch=batch: self._client.embeddings.create(model=self.model, input=batch)
+                lambda batch=batch: self._client.embeddings.create(model=self.model, input=batch),
+                self._settings,
             )
             rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
         if not rows:

@@ -9,6 +9,7 @@ raise :class:`LLMRateLimitError`, :class:`LLMUnavailableError` or :class:`LLMTim
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -123,6 +124,14 @@ def call_with_retries(fn: Callable[[], T], settings: Settings | None = None) -> 
         return fn()
     except openai.OpenAIError as exc:
         raise translate(exc, settings) from None
+    except json.JSONDecodeError:
+        raise _not_json(settings) from None
+
+
+def _not_json(settings: Settings | None) -> LLMResponseError:
+    return LLMResponseError(
+        f"{_endpoint(settings)} sent a response that is not a valid completion (not JSON)"
+    )
 
 
 class ChatModel:
@@ -203,8 +212,10 @@ class ChatModel:
         stream = call_with_retries(
             lambda: self._client.chat.completions.create(**params), self.settings
         )
+        chunks = 0
         try:
             for chunk in stream:
+                chunks += 1
                 if time.monotonic() > deadline:
                     raise LLMTimeoutError(
                         f"{_endpoint(self.settings)} kept streaming past "
@@ -219,7 +230,13 @@ class ChatModel:
                     yield UsageReport(usage.prompt_tokens, usage.completion_tokens or 0)
         except openai.OpenAIError as exc:
             raise translate(exc, self.settings) from None
+        except json.JSONDecodeError:
+            raise _not_json(self.settings) from None
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        if chunks == 0:
+            raise LLMResponseError(
+                f"{_endpoint(self.settings)} sent an empty or malformed stream (no events)"
+            )
