@@ -127,8 +127,9 @@ class Answer:
 
 @dataclass
 class TextDelta:
-    """A piece of answer text, in order; the deltas of a stream add up to the final text
-    before citation checking."""
+    """A piece of answer text, in order, with citation numbers already resolved (a number
+    that maps to no source never appears); the deltas of a stream add up to the final
+    ``Answer.text`` up to whitespace."""
 
     text: str
 

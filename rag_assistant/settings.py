@@ -136,7 +136,7 @@ class UISettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """Everything configurable, with a description per field (``rag-assistant config``)."""
+    """Everything configurable, with a description per field."""
 
     model_config = SettingsConfigDict(
         env_prefix="RAG_ASSISTANT_",
