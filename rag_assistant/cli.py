@@ -327,8 +327,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _eval_progress(stack):
     """A rich progress bar on stderr (only on a terminal); entered into ``stack``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     bar = stack.enter_context(

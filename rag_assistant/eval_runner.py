@@ -449,6 +449,7 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]
 def render_markdown(report: dict) -> str:
     """The report as Markdown: configuration, totals, totals by kind, one row per question."""
     cfg = report["config"]
+    totals = report["totals"]
     kinds = list(report["by_kind"])
     lines = [
         "# Evaluation report",
@@ -457,7 +458,7 @@ def render_markdown(report: dict) -> str:
         f"- Q&A file: {report.get('qa_file')} ({report['totals']['counts']['questions']} "
         "questions)",
         f"- mode: {cfg['mode']}" + (f" ({cfg['model']})" if cfg.get("model") else ""),
-        f"- judge: {cfg['judge']}; failed verdicts: {report['totals']['metrics']['judge_failures']}",
+        f"- judge: {cfg['judge']}; failed verdicts: {totals['metrics']['judge_failures']}",
         f"- retrieval: k={cfg['k']}, fusion {cfg['fusion']}, embedding {cfg['embedding']}",
         f"- time: {report['seconds']} s",
         "",

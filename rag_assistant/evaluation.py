@@ -224,9 +224,10 @@ def alce_scores(answer: Answer, judge: SupportJudge) -> Faithfulness:
 
 
 def normalize_fact(text: str) -> str:
-    """Text as key facts are matched: NFKC, LaTeX cleaned as abstracts are at ingest (then any
-    backslash, brace or dollar left removed), case-folded, citation markers removed, unicode dashes and punctuation turned to
-    spaces (decimal points and % kept), "2.86\\times" and "3.6×" written "2.86x", "3.6x"."""
+    """Text as key facts are matched: NFKC; LaTeX cleaned as abstracts are at ingest, then
+    any backslash, brace or dollar left removed; case-folded; citation markers removed;
+    unicode dashes and punctuation turned to spaces (decimal points and % kept);
+    "2.86\\times" and "3.6×" written "2.86x", "3.6x"."""
     text = clean_abstract(unicodedata.normalize("NFKC", text))
     text = _MARKERS.sub(" ", text).replace("\\", "")
     text = re.sub(r"[{}$~^_]", " ", text)
