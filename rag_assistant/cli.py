@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exit 1 and name the metrics that miss them",
     )
     p.add_argument(
+        "--save-thresholds",
+        metavar="FILE",
+        help="write this run's scores as the thresholds of a new FILE (a baseline; an "
+        "existing file is never overwritten)",
+    )
+    p.add_argument(
         "--llm",
         choices=["offline", "openai"],
         help="answer with the offline extractive answerer or the OpenAI-compatible endpoint "
@@ -356,6 +362,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from . import eval_runner as ev
     from .assistant import Assistant
+    from .errors import InputError
 
     settings = _settings(args)
     items = ev.load_qa(args.qa)
@@ -364,6 +371,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     thresholds = ev.load_thresholds(threshold_file) if threshold_file else None
     previous = ev.load_report(args.compare) if args.compare else None
+    if args.save_thresholds and Path(args.save_thresholds).exists():
+        raise InputError(f"{args.save_thresholds} exists; it is never overwritten")
     judge = ev.make_judge(settings, args.judge)
     assistant = Assistant(settings, judge=judge)
     with ExitStack() as stack:
@@ -380,13 +389,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for metric in ev.METRICS:
         print(f"  {metric:<20} {ev.fmt(totals['metrics'][metric])}")
     print("report: " + ", ".join(str(p) for p in paths))
+    if args.save_thresholds:
+        print(f"thresholds: {ev.save_thresholds(report, args.save_thresholds)}")
     if previous is not None:
         print(f"\nchange since {args.compare}:")
         print(ev.render_deltas(ev.compare_reports(report, previous), changed_only=True))
     if thresholds is not None:
         failures = ev.check_thresholds(report, thresholds)
         if failures:
-            print(f"\nbelow the thresholds in {threshold_file}:", file=sys.stderr)
+            print(f"\nthresholds missed ({threshold_file}):", file=sys.stderr)
             for failure in failures:
                 print(f"  {failure}", file=sys.stderr)
             return 1

@@ -50,7 +50,7 @@ RETRIEVAL_METRICS = ("hit@1", "hit@5", "mrr@10", "recall@10")
 CITATION_METRICS = ("citation_validity", "phantom_citations", "removed_citations")
 FAITHFULNESS_METRICS = ("citation_recall", "citation_precision", "grounded")
 CORRECTNESS_METRICS = ("key_fact_recall", "token_f1")
-REFUSAL_METRICS = ("refusal_accuracy", "false_refusal_rate", "precision", "accuracy")
+REFUSAL_METRICS = ("refusal_accuracy", "false_refusal_rate", "answer_precision", "answer_accuracy")
 METRICS = (
     *RETRIEVAL_METRICS,
     *CITATION_METRICS,
@@ -72,7 +72,8 @@ NOTES = [
     "its refusal sentence.",
     "A question is correct when an unanswerable one is refused, or an answerable one is "
     f"answered citing a gold paper with at least {CORRECT_MIN_KEY_FACTS:.0%} of its key "
-    "facts; precision = correct / answered, accuracy = correct / all (PaperQA2).",
+    "facts; answer_precision = correct / answered, answer_accuracy = correct / all "
+    "(PaperQA2).",
     "Judge verdicts that failed (unparseable replies) are left out and counted in judge_failures.",
 ]
 
@@ -536,8 +537,8 @@ CHART_METRICS = (
     "grounded",
     "key_fact_recall",
     "token_f1",
-    "precision",
-    "accuracy",
+    "answer_precision",
+    "answer_accuracy",
 )
 
 
@@ -549,23 +550,26 @@ def render_chart(report: dict, path: Path) -> None:
 
     groups = {"all": report["totals"]["metrics"]}
     groups.update({k: v["metrics"] for k, v in report["by_kind"].items()})
-    fig = Figure(figsize=(12, 4.8), dpi=100)
+    fig = Figure(figsize=(13, 4.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(groups)
     for g, (name, metrics) in enumerate(groups.items()):
         xs = [i + (g - (len(groups) - 1) / 2) * width for i in range(len(CHART_METRICS))]
         values = [metrics.get(m) for m in CHART_METRICS]
-        heights = [v if isinstance(v, (int, float)) and not math.isnan(v) else 0 for v in values]
+        measured = [isinstance(v, (int, float)) and not math.isnan(v) for v in values]
+        heights = [v if ok else 0.0 for v, ok in zip(values, measured, strict=True)]
         ax.bar(xs, heights, width, label=name)
+        for x, ok in zip(xs, measured, strict=True):
+            if not ok:
+                ax.text(x, 0.01, "n/a", rotation=90, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(CHART_METRICS)))
     ax.set_xticklabels(CHART_METRICS, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score (missing = not measured)")
-    ax.set_title(
-        f"rag-assistant eval · {report['config']['mode']} · judge {report['config']['judge']}"
-    )
-    ax.legend(fontsize="small", ncols=min(len(groups), 6))
+    ax.set_ylabel("score")
+    cfg = report["config"]
+    ax.set_title(f"rag-assistant eval · {cfg['mode']} · judge {cfg['judge']} (n/a: not measured)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -647,6 +651,43 @@ def load_thresholds(path: str | Path) -> dict[str, dict[str, float]]:
     if not out["min"] and not out["max"]:
         raise InputError(f"{path} sets no thresholds (expected 'min' and/or 'max')")
     return out
+
+
+def baseline_thresholds(report: dict) -> dict:
+    """Thresholds at the scores of ``report``, a measured baseline: the minimum of each
+    higher-is-better metric is its score rounded down to 3 decimals, the maximum of each
+    lower-is-better one its score rounded up."""
+    mins: dict[str, float] = {}
+    maxs: dict[str, float] = {}
+    for metric, value in report["totals"]["metrics"].items():
+        if value is None:
+            continue
+        scaled = round(value * 1000, 6)
+        if metric in LOWER_IS_BETTER:
+            maxs[metric] = value if isinstance(value, int) else math.ceil(scaled) / 1000
+        else:
+            mins[metric] = math.floor(scaled) / 1000
+    cfg = report["config"]
+    return {
+        "comment": f"set from the baseline measured {report['created']} on "
+        f"{report.get('qa_file')} ({cfg['mode']}, judge {cfg['judge']}); raise them when the "
+        "assistant improves, never lower them to make the gate pass",
+        "qa_sha256": report.get("qa_sha256"),
+        "min": mins,
+        "max": maxs,
+    }
+
+
+def save_thresholds(report: dict, path: str | Path) -> Path:
+    """Write :func:`baseline_thresholds` to ``path``, which must not exist yet."""
+    path = Path(path)
+    if path.exists():
+        raise InputError(
+            f"{path} exists; thresholds are raised by editing it, never rewritten from a run"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(baseline_thresholds(report), indent=2) + "\n", "utf-8")
+    return path
 
 
 def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:

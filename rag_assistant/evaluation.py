@@ -317,8 +317,8 @@ class RefusalCounts:
 
     def rates(self) -> dict[str, float | None]:
         """refusal_accuracy: refusals among unanswerable questions; false_refusal_rate:
-        refusals among answerable ones; PaperQA2's pair, precision = correct / answered and
-        accuracy = correct / all (a refusal is not "answered")."""
+        refusals among answerable ones; PaperQA2's pair, answer_precision = correct / answered
+        and answer_accuracy = correct / all (a refusal is not "answered")."""
         total = self.answerable + self.unanswerable
 
         def share(a: int, b: int) -> float | None:
@@ -327,6 +327,6 @@ class RefusalCounts:
         return {
             "refusal_accuracy": share(self.refused_unanswerable, self.unanswerable),
             "false_refusal_rate": share(self.refused_answerable, self.answerable),
-            "precision": share(self.correct_answered, self.answered),
-            "accuracy": share(self.correct, total),
+            "answer_precision": share(self.correct_answered, self.answered),
+            "answer_accuracy": share(self.correct, total),
         }

@@ -26,6 +26,7 @@ from rag_assistant.eval_runner import (
     load_qa,
     load_thresholds,
     render_deltas,
+    save_thresholds,
 )
 from rag_assistant.evaluation import (
     RefusalCounts,
@@ -258,8 +259,8 @@ def test_refusal_rates_by_hand():
     assert counts.rates() == {
         "refusal_accuracy": 0.5,
         "false_refusal_rate": pytest.approx(1 / 3),
-        "precision": pytest.approx(1 / 3),  # correct and answered / answered
-        "accuracy": pytest.approx(2 / 5),  # correct / all
+        "answer_precision": pytest.approx(1 / 3),  # correct and answered / answered
+        "answer_accuracy": pytest.approx(2 / 5),  # correct / all
     }
     assert RefusalCounts().rates() == dict.fromkeys(counts.rates())
 
@@ -311,8 +312,8 @@ def test_aggregate_over_the_right_questions():
     assert m["citation_validity"] == pytest.approx(3 / 4)
     assert m["refusal_accuracy"] == 1.0
     assert m["false_refusal_rate"] == pytest.approx(1 / 3)
-    assert m["precision"] == pytest.approx(1 / 2)
-    assert m["accuracy"] == pytest.approx(2 / 4)
+    assert m["answer_precision"] == pytest.approx(1 / 2)
+    assert m["answer_accuracy"] == pytest.approx(2 / 4)
     assert out["counts"]["answered"] == 2 and out["counts"]["sentences"] == 3
 
 
@@ -499,6 +500,21 @@ def test_thresholds(tmp_path):
     path.write_text(json.dumps({"min": {"hit@50": 0.5}}))
     with pytest.raises(InputError, match="unknown metric 'hit@50'"):
         load_thresholds(path)
+
+
+def test_baseline_thresholds_are_the_measured_scores(tmp_path):
+    report = report_with(
+        **{"hit@5": 0.8, "mrr@10": 0.6666666, "false_refusal_rate": 0.1234, "phantom_citations": 0}
+    )
+    report.update(created="2026-11-23T10:00:00+00:00", qa_file="eval/qa.jsonl")
+    report["config"] = {"mode": "offline", "judge": "lexical"}
+    path = save_thresholds(report, tmp_path / "eval" / "thresholds.json")
+    thresholds = load_thresholds(path)
+    assert thresholds["min"] == {"hit@5": 0.8, "mrr@10": 0.666}
+    assert thresholds["max"] == {"false_refusal_rate": 0.124, "phantom_citations": 0}
+    assert check_thresholds(report, thresholds) == []
+    with pytest.raises(InputError, match="never rewritten"):
+        save_thresholds(report, path)
 
 
 def test_judge_openai_without_a_key_is_a_clear_error(tmp_path, capsys):
