@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from .answers import Answer
 from .citations import LexicalJudge, SupportJudge
 from .conversation import Turn
-from .errors import ConfigurationError, InputError
+from .errors import ConfigurationError, IndexEmptyError, InputError
 from .evaluation import (
     CORRECT_MIN_KEY_FACTS,
     RefusalCounts,
@@ -331,8 +331,13 @@ def run_eval(
     the report as a dict."""
     judge = judge or assistant.judge
     started = time.perf_counter()
-    if assistant.index.is_empty() and assistant.settings.auto_ingest_bundled:
-        assistant.ingest_bundled()
+    if assistant.index.is_empty():
+        if not assistant.settings.auto_ingest_bundled:
+            raise IndexEmptyError(
+                f"the index in {assistant.settings.home} is empty; ingest the papers the "
+                "Q&A file is about first"
+            )
+        assistant.ingest_bundled()  # what the first question would do
     name = Path(qa_path).name if qa_path else ""
     check_gold_titles(items, (p.title for p in assistant.index.catalog.iter_papers()), name)
     conversations: dict[str, list[Turn]] = {}

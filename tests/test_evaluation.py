@@ -592,3 +592,11 @@ def test_default_out_dir_is_under_eval_runs(home, tmp_path, monkeypatch):
     assert cli.main(["eval", "--qa", str(qa), "--home", str(home)]) == 0
     runs = list((tmp_path / "eval" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "report.json").is_file()
+
+
+def test_run_eval_on_an_empty_index_that_may_not_bootstrap(empty_assistant):
+    from rag_assistant.errors import IndexEmptyError
+    from rag_assistant.eval_runner import run_eval
+
+    with pytest.raises(IndexEmptyError, match="is empty"):
+        run_eval(empty_assistant, load_qa(QA_SMALL))
