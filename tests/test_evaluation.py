@@ -600,3 +600,37 @@ def test_run_eval_on_an_empty_index_that_may_not_bootstrap(empty_assistant):
 
     with pytest.raises(IndexEmptyError, match="is empty"):
         run_eval(empty_assistant, load_qa(QA_SMALL))
+
+
+def test_eval_with_the_llm_judge_over_http_reports_parse_failures(home, tmp_path, monkeypatch):
+    """Wiring only: the judge's replies are scripted (prose for sentences about KaSA), the
+    answers offline. Failed verdicts are counted and left out, never scored."""
+    from openai_server import OpenAIServer, Reply
+
+    def reply(body: dict) -> Reply:
+        claim = body["messages"][-1]["content"].rsplit("Claim:", 1)[-1]
+        if "KaSA" in claim:
+            return Reply("It seems supported to me.")
+        return Reply(json.dumps({"supported": True, "reason": "scripted"}))
+
+    server = OpenAIServer().start()
+    server.default = reply
+    try:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("RAG_ASSISTANT_OPENAI__MAX_RETRIES", "0")
+        out = tmp_path / "run"
+        args = ["eval", "--qa", str(QA_SMALL), "--home", str(home), "--out", str(out)]
+        assert cli.main([*args, "--judge", "openai", "--llm", "offline"]) == 0
+    finally:
+        server.stop()
+    report = json.loads((out / "report.json").read_text())
+    assert report["config"]["mode"] == "offline"
+    assert report["config"]["judge"] == "llm:gpt-4o-mini"
+    assert all(r["json"]["temperature"] == 0 for r in server.requests)
+    failures = report["totals"]["metrics"]["judge_failures"]
+    assert failures > 0 and report["judge"]["parse_failures"] >= failures
+    kasa = next(r for r in report["questions"] if r["id"] == "kasa-baselines")
+    assert kasa["judge_failures"] > 0 and kasa["citation_recall"] is None
+    others = [r for r in report["questions"] if not r["refused"] and r is not kasa]
+    assert all(r["citation_recall"] == 1.0 for r in others)
+    assert "NaN" not in (out / "report.json").read_text()
