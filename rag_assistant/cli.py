@@ -123,6 +123,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true", help="with check: fix what it finds")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
+    p = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="score answers against a Q&A file",
+        description="Run every question of a Q&A file (JSON lines) through the assistant and "
+        "score retrieval (hit@1, hit@5, MRR@10, recall@10), citation validity, faithfulness "
+        "(ALCE citation recall and precision), correctness (key-fact recall, token F1) and "
+        "refusals. Writes report.json, report.md and report.png into --out. Exit status 1 "
+        "when a metric falls below (or above) its threshold.",
+    )
+    p.add_argument(
+        "--qa", default="eval/qa.jsonl", metavar="FILE", help="the Q&A file (default %(default)s)"
+    )
+    p.add_argument(
+        "--judge",
+        choices=["lexical", "openai"],
+        default="lexical",
+        help="who decides whether abstracts support a sentence: 'lexical' (deterministic, "
+        "default) or 'openai' (an LLM at temperature 0, cached; needs OPENAI_API_KEY)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="folder for the report (default eval/runs/<timestamp>/)"
+    )
+    p.add_argument(
+        "--compare",
+        metavar="REPORT",
+        help="an earlier report.json (or its folder): print the change of every metric",
+    )
+    p.add_argument(
+        "--threshold",
+        metavar="FILE",
+        help="minimum/maximum scores (default eval/thresholds.json when it exists); "
+        "exit 1 and name the metrics that miss them",
+    )
+    p.add_argument(
+        "--save-thresholds",
+        metavar="FILE",
+        help="write this run's scores as the thresholds of a new FILE (a baseline; an "
+        "existing file is never overwritten)",
+    )
+    p.add_argument(
+        "--llm",
+        choices=["offline", "openai"],
+        help="answer with the offline extractive answerer or the OpenAI-compatible endpoint "
+        "(default: the endpoint when a key or base URL is set)",
+    )
+
     return parser
 
 
@@ -283,11 +330,87 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_progress(stack):
+    """A rich progress bar on stderr (only on a terminal); entered into ``stack``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    bar = stack.enter_context(
+        Progress(
+            TextColumn("questions"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+    )
+    task = bar.add_task("", total=None)
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.update(task, completed=done, total=total, description=label)
+
+    return progress
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from . import eval_runner as ev
+    from .assistant import Assistant
+    from .errors import InputError
+
+    settings = _settings(args)
+    items = ev.load_qa(args.qa)
+    threshold_file = args.threshold or (
+        "eval/thresholds.json" if Path("eval/thresholds.json").is_file() else None
+    )
+    thresholds = ev.load_thresholds(threshold_file) if threshold_file else None
+    previous = ev.load_report(args.compare) if args.compare else None
+    if args.save_thresholds and Path(args.save_thresholds).exists():
+        raise InputError(f"{args.save_thresholds} exists; it is never overwritten")
+    judge = ev.make_judge(settings, args.judge)
+    assistant = Assistant(settings, judge=judge)
+    with ExitStack() as stack:
+        report = ev.run_eval(
+            assistant, items, judge=judge, qa_path=args.qa, progress=_eval_progress(stack)
+        )
+    out = Path(args.out) if args.out else ev.default_out_dir()
+    paths = ev.write_report(report, out)
+    totals = report["totals"]
+    print(
+        f"{totals['counts']['questions']} questions in {report['seconds']} s "
+        f"({report['config']['mode']}, judge {report['config']['judge']})"
+    )
+    for metric in ev.METRICS:
+        print(f"  {metric:<20} {ev.fmt(totals['metrics'][metric])}")
+    print("report: " + ", ".join(str(p) for p in paths))
+    if args.save_thresholds:
+        print(f"thresholds: {ev.save_thresholds(report, args.save_thresholds)}")
+    if previous is not None:
+        print(f"\nchange since {args.compare}:")
+        print(ev.render_deltas(ev.compare_reports(report, previous), changed_only=True))
+    if thresholds is not None:
+        failures = ev.check_thresholds(report, thresholds)
+        if failures:
+            print(f"\nthresholds missed ({threshold_file}):", file=sys.stderr)
+            for failure in failures:
+                print(f"  {failure}", file=sys.stderr)
+            return 1
+        print(f"all thresholds in {threshold_file} are met")
+    return 0
+
+
 COMMANDS = {
     "ingest": _cmd_ingest,
     "ask": _cmd_ask,
     "retrieve": _cmd_retrieve,
     "index": _cmd_index,
+    "eval": _cmd_eval,
 }
 
 

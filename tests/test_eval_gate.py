@@ -1,0 +1,37 @@
+"""The CI gate: the offline evaluation of ``eval/qa.jsonl`` must meet the thresholds in
+``eval/thresholds.json``. The thresholds are set from a measured baseline and are never
+lowered to make this pass: a failure means a change made the assistant worse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag_assistant import Assistant
+from rag_assistant.eval_runner import (
+    check_thresholds,
+    load_qa,
+    load_thresholds,
+    run_eval,
+    write_report,
+)
+from rag_assistant.settings import Settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+QA = PROJECT / "eval" / "qa.jsonl"
+THRESHOLDS = PROJECT / "eval" / "thresholds.json"
+
+
+def test_offline_eval_meets_the_thresholds(home, tmp_path):
+    missing = [str(p.relative_to(PROJECT)) for p in (QA, THRESHOLDS) if not p.is_file()]
+    assert not missing, (
+        f"the eval gate needs {' and '.join(missing)}: the Q&A file and the thresholds "
+        "set from its measured baseline (`rag-assistant eval --llm offline`)"
+    )
+    assistant = Assistant(Settings(home=home, answer={"llm": "offline"}))
+    report = run_eval(assistant, load_qa(QA), qa_path=QA)
+    paths = write_report(report, tmp_path / "run")
+    failures = check_thresholds(report, load_thresholds(THRESHOLDS))
+    assert not failures, (
+        f"the offline eval fell below {THRESHOLDS.name} (report: {paths[1]}):\n  "
+        + "\n  ".join(failures)
+    )
