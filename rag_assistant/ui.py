@@ -213,6 +213,7 @@ class ChatUI:
         self.assistant = assistant
         self.views = {mode: assistant.with_answer_mode(mode) for mode in MODES}
         self.default_mode = "openai" if assistant.mode == "llm" else "offline"
+        self.views[self.default_mode] = assistant  # its notices say why it is in that mode
 
     def mode_choices(self) -> list[tuple[str, str]]:
         llm = self.views["openai"]
