@@ -10,6 +10,7 @@ thin layers over it.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -57,6 +58,7 @@ class Assistant:
         self.retriever = Retriever(self.index, settings.retrieval)
         self._llm = llm
         self._llm_lock = threading.Lock()
+        self._given_judge = judge
         self.judge = judge or self._default_judge()
         self._bootstrap_lock = threading.Lock()
 
@@ -70,6 +72,19 @@ class Assistant:
         if self._llm is not None or self.settings.llm_configured:
             return "llm"
         return "offline"
+
+    def with_answer_mode(self, llm: Literal["auto", "offline", "openai"]) -> Assistant:
+        """A view of this assistant that answers in another mode (``settings.answer.llm``):
+        it shares the index, the retriever and an injected model, so it costs nothing, and
+        the original is left as it is (the UI keeps one view per mode for all users)."""
+        if llm == self.settings.answer.llm:
+            return self
+        view = copy.copy(self)
+        answer = self.settings.answer.model_copy(update={"llm": llm})
+        view.settings = self.settings.model_copy(update={"answer": answer})
+        view._llm_lock = threading.Lock()
+        view.judge = self._given_judge or view._default_judge()
+        return view
 
     def chat_model(self):
         """The chat model answers are generated with: the injected one, else a

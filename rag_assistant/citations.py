@@ -198,3 +198,21 @@ def is_refusal(text: str) -> bool:
     """True when ``text`` is (or starts with) the refusal sentence."""
     norm = " ".join(_MARKER.sub("", text).split()).strip().lower()
     return norm.startswith(REFUSAL.lower().rstrip("."))
+
+
+def evidence_spans(claim: str, abstract: str, *, min_share: float = 0.5) -> list[tuple[int, int]]:
+    """The sentences of ``abstract`` (as ``(start, end)`` spans, in order) that back ``claim``:
+    the one sharing the largest part of the claim's content terms, and any other sharing at
+    least ``min_share`` of them. None when no sentence shares a term (what the UI highlights)."""
+    claim_terms = set(terms(_MARKER.sub("", claim)))
+    if not claim_terms:
+        return []
+    scored = []
+    for start, end in split_sentences(abstract):
+        share = len(claim_terms & set(terms(abstract[start:end]))) / len(claim_terms)
+        if share > 0:
+            scored.append((share, start, end))
+    if not scored:
+        return []
+    best = max(scored, key=lambda s: s[0])
+    return sorted({(s, e) for share, s, e in scored if share >= min_share or (share, s, e) == best})

@@ -170,6 +170,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the endpoint when a key or base URL is set)",
     )
 
+    p = sub.add_parser(
+        "ui",
+        parents=[common],
+        help="start the chat UI in the browser",
+        description="Start the Gradio chat UI: streamed answers with citations, the evidence "
+        "behind each claim, settings, and uploads of more papers. An empty index is filled "
+        "with the bundled sample corpus first. Binds to 127.0.0.1 unless --host says "
+        "otherwise; never opens a public share link.",
+    )
+    p.add_argument("--host", metavar="HOST", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, metavar="PORT", help="port (default 7860)")
+    p.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        help="require this login (env RAG_ASSISTANT_UI__AUTH); use it when --host exposes "
+        "the UI beyond this machine",
+    )
+    p.add_argument(
+        "--llm",
+        choices=["offline", "openai"],
+        help="the answer mode selected at start (default: the endpoint when a key or base "
+        "URL is set)",
+    )
+    p.add_argument("--no-browser", action="store_true", help="do not open the UI in a browser tab")
+
     return parser
 
 
@@ -405,12 +430,32 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+
+    assistant = Assistant(_settings(args))
+    if assistant.index.is_empty() and assistant.settings.auto_ingest_bundled:
+        print("The index is empty: ingesting the bundled sample corpus...", file=sys.stderr)
+        print(assistant.ingest_bundled(progress=_progress()).summary(), file=sys.stderr)
+    from .ui import serve
+
+    serve(
+        assistant,
+        host=args.host,
+        port=args.port,
+        auth=args.auth,
+        open_browser=not args.no_browser,
+    )
+    return 0
+
+
 COMMANDS = {
     "ingest": _cmd_ingest,
     "ask": _cmd_ask,
     "retrieve": _cmd_retrieve,
     "index": _cmd_index,
     "eval": _cmd_eval,
+    "ui": _cmd_ui,
 }
 
 
