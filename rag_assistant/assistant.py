@@ -264,8 +264,12 @@ class Assistant:
 
     def offline_answerer(self) -> ExtractiveAnswerer:
         a = self.settings.answer
+        lexical = self.index.lexical()
         return ExtractiveAnswerer(
-            self.index.lexical().idf, min_evidence=a.min_evidence, max_sentences=a.max_sentences
+            lexical.idf,
+            spelled=lexical.spelled,
+            min_evidence=a.min_evidence,
+            max_sentences=a.max_sentences,
         )
 
     def _offline_events(
@@ -275,6 +279,9 @@ class Assistant:
         text, citations, warnings = resolve(extract.text, sources)
         reason = self._offline_reason()
         notices = [f"{OFFLINE_NOTICE} ({reason})" if reason else OFFLINE_NOTICE, *notices]
+        if extract.unknown_names:
+            named = ", ".join(f'"{n}"' for n in extract.unknown_names)
+            notices.append(f"No indexed abstract mentions {named}.")
         answer = Answer(
             question=question,
             text=text,

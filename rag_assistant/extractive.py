@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .answers import REFUSAL
 from .chunking import sentences
+from .glossary import expand
 from .retrieval import Source
-from .terms import query_terms, terms
+from .terms import names, query_terms, terms
 
 # Sentences that state what a paper does or found read better as answers than background.
 _CUES = re.compile(
@@ -48,6 +49,7 @@ class Extract:
     refused: bool
     evidence: float
     picked: list[Picked]
+    unknown_names: list[str] = field(default_factory=list)
 
 
 class ExtractiveAnswerer:
@@ -58,42 +60,74 @@ class ExtractiveAnswerer:
         idf: Callable[[str], float],
         *,
         min_evidence: float,
+        spelled: Callable[[str], str | None] | None = None,
         max_sentences: int = 5,
         max_papers: int = 4,
         per_paper: int = 2,
     ) -> None:
         self.idf = idf
+        self.spelled = spelled
         self.min_evidence = min_evidence
         self.max_sentences = max_sentences
         self.max_papers = max_papers
         self.per_paper = per_paper
 
-    def coverage(self, question_terms: Sequence[str], text_terms: set[str]) -> float:
-        """IDF-weighted share of ``question_terms`` found in ``text_terms``."""
+    def coverage(
+        self,
+        question_terms: Sequence[str],
+        text_terms: set[str],
+        alternates: dict[str, set[str]] | None = None,
+    ) -> float:
+        """IDF-weighted share of ``question_terms`` found in ``text_terms``; a term also
+        counts as found when the text uses one of its ``alternates`` (the glossary's)."""
         total = sum(self.idf(t) for t in question_terms)
         if total <= 0:
             return 0.0
-        return sum(self.idf(t) for t in question_terms if t in text_terms) / total
+        return sum(self.idf(t) for t in question_terms if _found(t, text_terms, alternates)) / total
 
     def evidence(self, question: str, sources: Sequence[Source]) -> tuple[float, list[float]]:
         """The best paper coverage among the sources, and each source's coverage."""
-        qterms = query_terms(question)
+        qterms = self.question_terms(question)
+        alternates = expand(question).alternates
         per_source = [
-            self.coverage(qterms, set(terms(s.title + " " + s.abstract))) for s in sources
+            self.coverage(qterms, set(terms(s.title + " " + s.abstract)), alternates)
+            for s in sources
         ]
         return max(per_source, default=0.0), per_source
 
-    def answer(self, question: str, sources: Sequence[Source]) -> Extract:
+    def question_terms(self, question: str) -> list[str]:
+        """The question's content terms, misspellings of corpus words corrected."""
         qterms = query_terms(question)
+        if self.spelled is None:
+            return qterms
+        return list(dict.fromkeys(self.spelled(t) or t for t in qterms))
+
+    def unknown_names(self, question: str) -> list[str]:
+        """The names in ``question`` (see :func:`terms.names`) that no indexed text uses,
+        nor anything spelled almost like them."""
+        if self.spelled is None:
+            return []
+        unknown = []
+        for name in names(question):
+            words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
+            if any(self.spelled(t) is None for t in words):
+                unknown.append(name)
+        return unknown
+
+    def answer(self, question: str, sources: Sequence[Source]) -> Extract:
+        qterms = self.question_terms(question)
         best, per_source = self.evidence(question, sources)
-        if not qterms or not sources or best < self.min_evidence:
-            return Extract(REFUSAL, True, best, [])
+        # Sentences about neighbouring papers would answer a question about something else.
+        unknown = self.unknown_names(question)
+        if not qterms or not sources or best < self.min_evidence or unknown:
+            return Extract(REFUSAL, True, best, [], unknown)
 
         # Papers worth quoting: close to the best coverage and well ranked.
         relevant = [
             i for i, cov in enumerate(per_source) if cov >= max(self.min_evidence, 0.6 * best)
         ][: self.max_papers]
         total_idf = sum(self.idf(t) for t in qterms) or 1.0
+        alternates = expand(question).alternates
         candidates: list[Picked] = []
         for i in relevant:
             source = sources[i]
@@ -103,7 +137,9 @@ class ExtractiveAnswerer:
                 s_terms = set(terms(sentence))
                 if len(s_terms) < 3:
                     continue
-                lexical = sum(self.idf(t) for t in qterms if t in s_terms) / total_idf
+                lexical = (
+                    sum(self.idf(t) for t in qterms if _found(t, s_terms, alternates)) / total_idf
+                )
                 # Words of the question that the title explains count for the paper's
                 # sentences that name its method (the title is context the reader sees).
                 titled = (
@@ -161,6 +197,12 @@ class ExtractiveAnswerer:
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
         return self.per_paper + 1 if len(relevant) == 1 else self.per_paper
+
+
+def _found(term: str, text_terms: set[str], alternates: dict[str, set[str]] | None) -> bool:
+    if term in text_terms:
+        return True
+    return bool(alternates and alternates.get(term, set()) & text_terms)
 
 
 def _similar(a: str, b: str) -> bool:

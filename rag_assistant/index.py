@@ -661,14 +661,27 @@ class Index:
     def lexical_search(self, query_terms: Sequence[str], n: int) -> list[tuple[str, float]]:
         return self.lexical().search(query_terms, n)
 
-    def dense_search(self, text: str, n: int) -> list[tuple[str, float]]:
+    def spelled_terms(self, query_terms: Sequence[str]) -> list[str]:
+        """``query_terms`` with misspellings of corpus words corrected (see
+        :meth:`LexicalIndex.spelled`); terms the corpus does not know are kept."""
+        lexical = self.lexical()
+        return list(dict.fromkeys(lexical.spelled(t) or t for t in query_terms))
+
+    def dense_search(
+        self, text: str, n: int, extra_terms: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
+        """Chunks nearest to ``text``. ``extra_terms`` (analyzed terms, e.g. spelling
+        corrections) join the query where the embedding works on terms (LSA)."""
         manifest = self.manifest()
         if manifest is None or not manifest["chroma"].get("collection"):
             return []
         embedder = self.embedder()
         if embedder is None:
             return []
-        vector = embedder.embed_query(text)
+        if extra_terms and hasattr(embedder, "vocabulary"):
+            vector = embedder.embed([text], terms=[analyze(text) + list(extra_terms)])[0]
+        else:
+            vector = embedder.embed_query(text)
         return self.vectors.query(manifest["chroma"]["collection"], vector, n)
 
     def status(self) -> IndexStatus:

@@ -69,6 +69,22 @@ class LexicalIndex:
                 df = int(indptr[col + 1] - indptr[col])
         return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
 
+    def spelled(self, term: str) -> str | None:
+        """``term`` if the corpus uses it, else the corpus word spelled almost like it (a
+        typo of a name the corpus knows), else None."""
+        vocab = self._retriever.vocab_dict if self._retriever is not None else {}
+        if term in vocab:
+            return term
+        if term[:1].isdigit() or len(term) < 4:
+            return None
+        import difflib
+
+        # Candidates share the first letter and a similar length: a few hundred words, not
+        # the whole vocabulary, so this stays cheap at any corpus size.
+        candidates = [w for w in vocab if w[:1] == term[:1] and abs(len(w) - len(term)) <= 2]
+        close = difflib.get_close_matches(term, candidates, n=1, cutoff=0.85)
+        return close[0] if close else None
+
     def search(self, query_terms: Sequence[str], k: int) -> list[tuple[str, float]]:
         if self._retriever is None or not query_terms or k <= 0:
             return []

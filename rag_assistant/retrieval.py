@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .chunking import paper_id_of
+from .glossary import expand
 from .index import Index
 from .settings import RetrievalSettings
 from .terms import query_terms
@@ -98,9 +99,19 @@ class Retriever:
         previous turn cited) added to the fusion as a third, half-weight ranking."""
         s = self.settings
         k = k or s.k
-        terms = query_terms(question)
+        asked = query_terms(question)
+        terms = self.index.spelled_terms(asked)
+        corrected = [t for t in terms if t not in asked]
+        # Lay words ("chatbot", "cheaper") also search for the words abstracts use.
+        expansion = expand(question)
+        terms += [t for t in expansion.extra if t not in terms]
+        dense_query = " ".join([question, *expansion.phrases])
         lexical = self.index.lexical_search(terms, s.candidates) if s.fusion != "dense" else []
-        dense = self.index.dense_search(question, s.candidates) if s.fusion != "lexical" else []
+        dense = (
+            self.index.dense_search(dense_query, s.candidates, extra_terms=corrected)
+            if s.fusion != "lexical"
+            else []
+        )
         lexical_ids = [cid for cid, _ in lexical]
         dense_ids = [cid for cid, _ in dense]
         preferred = self.index.catalog.chunk_ids_of(prefer) if prefer else []

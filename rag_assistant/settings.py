@@ -23,12 +23,12 @@ def default_home() -> Path:
 
 class ChunkingSettings(BaseModel):
     chunk_size: int = Field(
-        256,
+        384,
         ge=32,
         le=8192,
         description="Chunk length in tokens (llama-index SentenceSplitter, tiktoken count).",
     )
-    chunk_overlap: int = Field(32, ge=0, le=1024, description="Tokens shared by adjacent chunks.")
+    chunk_overlap: int = Field(48, ge=0, le=1024, description="Tokens shared by adjacent chunks.")
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
 
     @model_validator(mode="after")
@@ -44,7 +44,7 @@ class EmbeddingSettings(BaseModel):
         description="'lsa': TF-IDF -> truncated SVD fitted on the corpus, offline, no download; "
         "'openai': the OpenAI embeddings endpoint.",
     )
-    dimensions: int = Field(256, ge=2, le=4096, description="Vector size (LSA components).")
+    dimensions: int = Field(384, ge=2, le=4096, description="Vector size (LSA components).")
     openai_model: str = Field("text-embedding-3-small", description="Embedding model for 'openai'.")
     refit_growth: float = Field(
         2.0,
@@ -80,10 +80,11 @@ class AnswerSettings(BaseModel):
     )
     max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
     min_evidence: float = Field(
-        0.32,
+        0.40,
         ge=0.0,
         le=1.0,
-        description="Refuse when the best evidence score is below this (calibrated on eval/).",
+        description="Refuse when the best evidence score is below this (calibrated on "
+        "eval/dev.jsonl).",
     )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."

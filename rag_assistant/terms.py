@@ -76,7 +76,8 @@ QUESTION_NOISE = frozenset(
     make makes made get gets give gives say says said mention mentions mentioned talk talks
     corpus abstract abstracts author authors could would might may also like well good help
     exist exists existing recent new main idea ideas kind kinds type types thing things one
-    someone somebody anyone please compare comparison versus vs difference differ""".split()
+    someone somebody anyone please compare comparison versus vs difference differ
+    whats hows whos really actually basically simply anybody lot lots much many""".split()
 )
 
 
@@ -122,6 +123,25 @@ def query_terms(text: str) -> list[str]:
             continue
         seen.setdefault(word if word[0].isdigit() else stem(word), None)
     return list(seen)
+
+
+_WORDISH = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]")
+
+
+def names(text: str) -> list[str]:
+    """The words of ``text`` written like names ("RAPTOR", "HyDE", "Yi-34B", "WMT14"): a
+    capital after the first letter, or letters mixed with digits. A question that names
+    something the corpus never mentions is about something else."""
+    found: dict[str, None] = {}
+    for word in _WORDISH.findall(text):
+        letters = [c for c in word if c.isalpha()]
+        if not letters:
+            continue
+        inner_capital = any(c.isupper() for c in word[1:])
+        mixed = any(c.isdigit() for c in word)
+        if inner_capital or mixed:
+            found.setdefault(word, None)
+    return list(found)
 
 
 def numbers(text: str) -> set[str]:

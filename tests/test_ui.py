@@ -114,6 +114,10 @@ def test_parse_auth():
 # --- handlers over a real offline assistant ----------------------------------------------------
 
 
+def turns_of(output):
+    return output[3]
+
+
 def test_offline_answer_streams_then_shows_citations_and_evidence(assistant: Assistant):
     outputs = run(ChatUI(assistant), QUESTION)
     first, streamed, final = outputs[0], outputs[1:-1], outputs[-1]
@@ -133,9 +137,14 @@ def test_offline_answer_streams_then_shows_citations_and_evidence(assistant: Ass
     evidence = final[1]
     assert f"[1] {h(HYPER)}" in evidence
     assert re.search(r"score \d\.\d{3}", evidence)
-    assert "<mark>We present an approximate attention mechanism named HyperAttention" in evidence
+    # the sentences the answer quotes from paper 1 are the ones highlighted in its abstract
+    answer = turns_of(final)[0].answer
+    quoted = [c.text for c in answer.claims if 1 in c.citations]
+    assert quoted
+    for sentence in quoted:
+        assert f"<mark>{h(sentence.removesuffix(' [1]').strip())}</mark>" in evidence
     assert "<details><summary>Full abstract</summary>" in evidence
-    turns = final[3]
+    turns = turns_of(final)
     assert len(turns) == 1 and turns[0].answer.citations[0].title == HYPER
 
 

@@ -1,0 +1,64 @@
+"""Lay words mapped to the words abstracts use, for questions asked the way people talk.
+
+Users ask "how do I make my chatbot cheaper?" of abstracts that say "efficient LLM
+inference". BM25 cannot bridge that and the offline dense model (LSA fitted on the corpus)
+only partly does, so a small hand-kept glossary (``glossary.txt`` beside this module) adds
+the research terms to the question: retrieval searches for them too, and the evidence check
+counts a lay word as covered when an abstract uses one of its research terms.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .terms import stem, terms, words
+
+GLOSSARY_FILE = Path(__file__).with_name("glossary.txt")
+
+
+@dataclass
+class Expansion:
+    """Research terms for a question: ``extra`` in order, and for each stemmed question term
+    a phrase of the glossary explains, the terms that stand for it."""
+
+    extra: list[str] = field(default_factory=list)
+    alternates: dict[str, set[str]] = field(default_factory=dict)
+    phrases: list[str] = field(default_factory=list)
+
+
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(w if w[0].isdigit() else stem(w) for w in words(text))
+
+
+@functools.lru_cache(maxsize=1)
+def entries() -> list[tuple[tuple[str, ...], str, list[str]]]:
+    """(stemmed phrase words, research words as written, their content terms)."""
+    out = []
+    for raw in GLOSSARY_FILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        phrase, _, expansion = line.partition("=")
+        key = _stems(phrase)
+        if key and expansion.strip():
+            out.append((key, expansion.strip(), terms(expansion)))
+    return out
+
+
+def expand(question: str) -> Expansion:
+    """The glossary entries whose lay phrase occurs in ``question`` (as whole words)."""
+    seq = _stems(question)
+    found = Expansion()
+    for key, written, expansion_terms in entries():
+        n = len(key)
+        if not any(seq[i : i + n] == key for i in range(len(seq) - n + 1)):
+            continue
+        found.phrases.append(written)
+        for t in expansion_terms:
+            if t not in found.extra:
+                found.extra.append(t)
+        for t in terms(" ".join(key)):
+            found.alternates.setdefault(t, set()).update(expansion_terms)
+    return found

@@ -1,0 +1,55 @@
+"""Questions asked the way people ask: lay words reach the abstracts' words through the
+glossary, and a question naming something the corpus never mentions is refused."""
+
+from __future__ import annotations
+
+from rag_assistant.glossary import entries, expand
+from rag_assistant.terms import names
+
+
+def test_glossary_phrases_match_whole_stemmed_words():
+    found = expand("Can my chatbots reply faster?")
+    assert {"llm", "acceler", "latenc"} <= set(found.extra)
+    assert found.alternates["chatbot"] >= {"llm", "languag"}
+    # "botany" contains "bot" but is not the word "bot"; "make" alone is not "make up"
+    assert expand("botany make sense").extra == []
+    assert "hallucin" in expand("the model makes up facts").extra
+
+
+def test_every_glossary_entry_has_a_phrase_and_research_terms():
+    assert len(entries()) > 50
+    assert all(key and terms for key, _, terms in entries())
+
+
+def test_names_are_words_written_like_names():
+    assert names("Is RAPTOR better than HyDE or Yi-34B on WMT14? What about BERT") == [
+        "RAPTOR",
+        "HyDE",
+        "Yi-34B",
+        "WMT14",
+        "BERT",
+    ]
+    assert names("What is retrieval? Which papers study it") == []
+
+
+def test_a_lay_question_finds_the_paper_written_in_research_words(assistant):
+    # The abstract speaks of "time-to-first-token" and "prompt tokens", the user of waiting
+    # for the first word; without the glossary the paper is not retrieved at all.
+    question = (
+        "How can I reduce the wait for the first word from a large model by feeding it only "
+        "the important prompt words?"
+    )
+    titles = [s.title for s in assistant.retrieve(question, k=5)]
+    assert any(t.startswith("Speculative Prefill") for t in titles), titles
+
+
+def test_a_question_about_an_unknown_name_is_refused_and_says_which(assistant):
+    answer = assistant.ask("How does RAPTOR build a tree of recursive summaries for retrieval?")
+    assert answer.refused and not answer.citations
+    assert 'No indexed abstract mentions "RAPTOR".' in answer.notices
+
+
+def test_a_misspelled_known_name_is_still_answered(assistant):
+    answer = assistant.ask("What is HyperAtention and how fast is it?")
+    assert not answer.refused
+    assert answer.citations[0].title.startswith("HyperAttention")
