@@ -402,7 +402,7 @@ def test_csv_without_an_abstract_column(tmp_path):
 
 
 def test_missing_path(tmp_path):
-    with pytest.raises(MissingPathError, match="no such file or folder: .*nowhere.jsonl"):
+    with pytest.raises(MissingPathError, match=r"no such file or folder: .*nowhere\.jsonl"):
         corpus.discover([tmp_path / "nowhere.jsonl"])
 
 
