@@ -589,7 +589,9 @@ def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            # without its line break, so that an error at the end of a cut-off line is
+            # reported at that line's last column, not at "column 1" of the next
+            yield lineno, json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield lineno, exc
         except RecursionError:
