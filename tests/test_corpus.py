@@ -17,6 +17,7 @@ from rag_assistant.errors import (
     MissingPathError,
     NoEntriesError,
     UnsupportedFileError,
+    UploadTooLargeError,
 )
 
 # Abstracts are longer than a title line (and than 300 characters where the layout needs it,
@@ -135,7 +136,9 @@ def test_listing_page_parse_written_out_by_hand(tmp_path):
     ],
 )
 def test_page_chrome_lines_never_become_papers(tmp_path, chrome):
-    text = f"{chrome}\nAlpha Sparse Attention for Long Inputs\n{chrome}\n{ALPHA_ABSTRACT}\n{chrome}\n"
+    text = (
+        f"{chrome}\nAlpha Sparse Attention for Long Inputs\n{chrome}\n{ALPHA_ABSTRACT}\n{chrome}\n"
+    )
     papers = list(parse(write(tmp_path / "p.txt", text)).papers.values())
     assert [(p.title, p.abstract) for p in papers] == [
         ("Alpha Sparse Attention for Long Inputs", ALPHA_ABSTRACT)
@@ -240,7 +243,11 @@ def test_jsonl_records_with_optional_fields(tmp_path):
             "authors": ["Ada Lovelace", "Alan Turing"],
             "date": "2024-03-18",
         },
-        {"title": "Beta Decoding", "abstract": "Beta drafts tokens.", "authors": "A. One, B. Two and C. Three"},
+        {
+            "title": "Beta Decoding",
+            "abstract": "Beta drafts tokens.",
+            "authors": "A. One, B. Two and C. Three",
+        },
     ]
     path = write(tmp_path / "papers.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
     alpha, beta = parse(path).papers.values()
@@ -255,7 +262,10 @@ def test_jsonl_records_with_optional_fields(tmp_path):
 
 
 def test_json_array_and_ndjson_and_gzip(tmp_path):
-    records = [{"title": "Alpha", "abstract": "About alpha."}, {"title": "Beta", "abstract": "About beta."}]
+    records = [
+        {"title": "Alpha", "abstract": "About alpha."},
+        {"title": "Beta", "abstract": "About beta."},
+    ]
     array = write(tmp_path / "a.json", json.dumps(records, indent=2))
     nd = write(tmp_path / "b.ndjson", "\n".join(json.dumps(r) for r in records))
     gz = tmp_path / "c.jsonl.gz"
@@ -281,7 +291,12 @@ def test_csv_and_tsv_columns(tmp_path):
     assert alpha.url == "https://x.org/a"
     assert alpha.authors == ["Ada Lovelace", "Alan Turing"]
     assert alpha.date == "2024-03-18"
-    assert (beta.abstract, beta.url, beta.authors, beta.date) == ("Beta drafts tokens.", None, [], None)
+    assert (beta.abstract, beta.url, beta.authors, beta.date) == (
+        "Beta drafts tokens.",
+        None,
+        [],
+        None,
+    )
 
     tsv = write(tmp_path / "papers.tsv", "title\tabstract\nGamma\tGamma, with a comma.\n")
     assert [(p.title, p.abstract) for p in parse(tsv).papers.values()] == [
@@ -411,7 +426,9 @@ def test_missing_path(tmp_path):
 
 def test_unsupported_file_type_names_the_supported_ones(tmp_path):
     path = write(tmp_path / "paper.pdf", "%PDF-1.4")
-    with pytest.raises(UnsupportedFileError, match=r"paper\.pdf: unsupported file type; use .*\.jsonl"):
+    with pytest.raises(
+        UnsupportedFileError, match=r"paper\.pdf: unsupported file type; use .*\.jsonl"
+    ):
         corpus.discover([path])
 
 
@@ -455,3 +472,51 @@ def test_gzip_latin1_file_names_the_line_too(tmp_path):
     path.write_bytes(gzip.compress(b"Alpha\n" + ALPHA_ABSTRACT.encode() + b"\nCaf\xe9 Models\n"))
     with pytest.raises(EncodingError, match=r"byte 0xe9 on line 3\)"):
         parse(path)
+
+
+def test_json_that_does_not_hold_records(tmp_path):
+    path = write(tmp_path / "one.json", '[{"title": "Alpha", "abstract": "About alpha."}')
+    with pytest.raises(MalformedRecordError, match=r"one\.json:1: not valid JSON"):
+        parse(path)
+    path = write(tmp_path / "object.json", '{"papers": []}\n')
+    with pytest.raises(MalformedRecordError, match=r"object\.json:1: missing 'title'"):
+        parse(path)  # a wrapper object is read as one record, without a title
+    path = write(tmp_path / "string.json", '"a paper"\n')
+    with pytest.raises(MalformedRecordError, match=r"string\.json:1: not an object with"):
+        parse(path)
+
+
+def test_a_csv_row_with_more_cells_than_the_header(tmp_path):
+    path = write(tmp_path / "p.csv", "title,abstract\nAlpha,About alpha.\nBeta,About beta.,extra\n")
+    with pytest.raises(MalformedRecordError, match=r"p\.csv:3: row has more cells than the header"):
+        parse(path)
+    assert [p.title for p in parse(path, strict=False).papers.values()] == ["Alpha"]
+
+
+def test_a_truncated_gzip_file_cannot_be_read(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    whole = gzip.compress(
+        "".join(
+            json.dumps({"title": f"T{i}", "abstract": "A" * 50}) + "\n" for i in range(200)
+        ).encode()
+    )
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(EncodingError, match=r"cut\.jsonl\.gz: cannot be read \("):
+        parse(path)
+
+
+def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
+    path = write(tmp_path / "big.jsonl", json.dumps({"title": "A", "abstract": "B" * 3000}))
+    with pytest.raises(UploadTooLargeError, match=r"big\.jsonl: .* MiB is larger than the limit"):
+        parse(path, max_file_bytes=2048)
+    assert len(parse(path, max_file_bytes=4096).papers) == 1
+
+
+def test_an_abstract_over_the_length_limit_is_cut_and_reported(tmp_path):
+    words = " ".join(f"w{i:03d}" for i in range(100))  # 100 words of 4 characters
+    path = write(tmp_path / "long.jsonl", json.dumps({"title": "Long", "abstract": words}))
+    result = parse(path, max_abstract_chars=102)
+    (paper,) = result.papers.values()
+    # 102 characters end inside the 21st word; the cut goes back to the last whole word
+    assert paper.abstract == " ".join(f"w{i:03d}" for i in range(20))
+    assert result.log.warnings == [f"{path}:1: abstract of 499 characters cut to 102"]

@@ -151,7 +151,9 @@ def test_stored_chunks_carry_title_and_paper_id(small):
     rows = index.catalog.chunks(stored["ids"])
     assert len(stored["ids"]) == len(rows) == len(index.catalog.chunk_ids())
     delta_chunks = 0
-    for cid, meta, document in zip(stored["ids"], stored["metadatas"], stored["documents"]):
+    for cid, meta, document in zip(
+        stored["ids"], stored["metadatas"], stored["documents"], strict=True
+    ):
         paper = index.catalog.papers([meta["paper_id"]])[meta["paper_id"]]
         assert cid.startswith(paper.paper_id + "::")
         assert meta["title"] == paper.title
@@ -250,7 +252,10 @@ def test_prune_keeps_a_paper_another_file_still_holds(small, corpus_dir):
 @pytest.mark.parametrize(
     ("overrides", "difference"),
     [
-        ({"embedding": {"dimensions": 128}}, "embedding lsa-tfidf-svd-256 (asked: lsa-tfidf-svd-128)"),
+        (
+            {"embedding": {"dimensions": 128}},
+            "embedding lsa-tfidf-svd-256 (asked: lsa-tfidf-svd-128)",
+        ),
         (
             {"chunking": {"chunk_size": 128, "chunk_overlap": 8}},
             "chunks of 64/8 tokens (asked: 128/8)",
@@ -353,7 +358,10 @@ def test_check_finds_and_repair_removes_a_stray_chroma_chunk_and_a_lost_bm25(sma
     found = sorted((p.part, p.message.split(" (")[0]) for p in small.check())
     assert found == [
         ("chroma", "1 chunk(s) in Chroma that the catalog does not hold"),
-        ("lexical", f"the lexical index {small.settings.home / manifest['lexical']['dir']} is missing"),
+        (
+            "lexical",
+            f"the lexical index {small.settings.home / manifest['lexical']['dir']} is missing",
+        ),
     ]
     small.repair()
     assert_consistent(small)

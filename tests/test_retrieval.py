@@ -76,7 +76,10 @@ def four(tmp_path_factory) -> Assistant:
     folder = tmp_path_factory.mktemp("four")
     path = folder / "papers.jsonl"
     path.write_text(
-        "".join(json.dumps({"title": t, "abstract": a}) + "\n" for t, a in zip(TITLES, ABSTRACTS))
+        "".join(
+            json.dumps({"title": t, "abstract": a}) + "\n"
+            for t, a in zip(TITLES, ABSTRACTS, strict=True)
+        )
     )
     assistant = Assistant(
         Settings(
@@ -93,7 +96,7 @@ def four(tmp_path_factory) -> Assistant:
 def ids(four) -> dict[str, str]:
     """Short names for the chunk ids: a0, a1, a2, ... b0, c0, d0."""
     out = {}
-    for letter, title in zip("abcd", TITLES):
+    for letter, title in zip("abcd", TITLES, strict=True):
         for n, cid in enumerate(four.index.catalog.chunk_ids_of([paper_id_for_title(title)])):
             out[f"{letter}{n}"] = cid
     assert {"a0", "a1", "a2", "b0", "c0", "d0"} <= out.keys() and "b1" not in out
@@ -214,8 +217,12 @@ def test_real_rankings_are_fused_and_grouped_as_documented(four):
         assert 1 <= len(source.chunks) <= 2
         for hit in source.chunks:
             assert hit.score == pytest.approx(fused(hit.chunk_id))
-            assert hit.lexical_rank == (lexical.index(hit.chunk_id) + 1 if hit.chunk_id in lexical else None)
-            assert hit.dense_rank == (dense.index(hit.chunk_id) + 1 if hit.chunk_id in dense else None)
+            assert hit.lexical_rank == (
+                lexical.index(hit.chunk_id) + 1 if hit.chunk_id in lexical else None
+            )
+            assert hit.dense_rank == (
+                dense.index(hit.chunk_id) + 1 if hit.chunk_id in dense else None
+            )
         assert source.score == source.chunks[0].score
         # no chunk of this paper that was left out scores higher than one that was kept
         kept = {h.chunk_id for h in source.chunks}
