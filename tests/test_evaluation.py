@@ -563,7 +563,10 @@ def test_eval_command_end_to_end(home, tmp_path):
     assert "| hyperattention-speed | single |" in markdown
 
     thresholds = tmp_path / "strict.json"
-    thresholds.write_text(json.dumps({"min": {"hit@1": 0.99, "hit@5": 0.5}}))
+    # a threshold the offline answers miss whatever the retrieval: they quote abstracts,
+    # so their token F1 against hand-written reference answers stays far below 0.99
+    assert metrics["token_f1"] < 0.99
+    thresholds.write_text(json.dumps({"min": {"token_f1": 0.99, "hit@5": 0.5}}))
     again = run_eval_cli(
         "--qa",
         str(QA_SMALL),
@@ -580,7 +583,7 @@ def test_eval_command_end_to_end(home, tmp_path):
     assert again.returncode == 1, again.stderr
     assert f"change since {first}" in again.stdout
     assert re.search(r"all\s+hit@5\s+1\.000\s+1\.000", again.stdout)
-    assert "hit@1:" in again.stderr and "below the minimum 0.99" in again.stderr
+    assert "token_f1:" in again.stderr and "below the minimum 0.99" in again.stderr
     assert "hit@5" not in again.stderr
 
 
