@@ -16,6 +16,7 @@ Formats, chosen by file name:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -293,18 +294,37 @@ def _open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
 
 
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> EncodingError:
+    """The error for a file that is not UTF-8, naming the line of the first bad byte.
+
+    The text reader decodes ahead in blocks, so the line it had reached says little; the
+    file is scanned again line by line (only on this error path). A line break never falls
+    inside a multi-byte UTF-8 sequence, so decoding each line alone finds the same byte.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with contextlib.suppress(OSError, EOFError), opener(path, "rb") as raw:
+        for lineno, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return EncodingError(
+                    f"{path}: not UTF-8 text (byte 0x{bad.object[bad.start]:02x} on line "
+                    f"{lineno}); convert it, e.g. `iconv -f latin1 -t utf-8`"
+                )
+    return EncodingError(
+        f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); convert it, "
+        "e.g. `iconv -f latin1 -t utf-8`"
+    )
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) pairs, decoding UTF-8 strictly with a message that says where."""
     with _open_text(path) as handle:
-        lineno = 0
         try:
             for lineno, line in enumerate(handle, start=1):
                 yield lineno, line.lstrip("\ufeff") if lineno == 1 else line
         except UnicodeDecodeError as exc:
-            raise EncodingError(
-                f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} near line "
-                f"{lineno + 1}); convert it, e.g. `iconv -f latin1 -t utf-8`"
-            ) from None
+            raise _not_utf8(path, exc) from None
         except (OSError, EOFError) as exc:  # a truncated or damaged .gz
             raise EncodingError(f"{path}: cannot be read ({exc})") from None
 
@@ -569,7 +589,9 @@ def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            # without its line break, so that an error at the end of a cut-off line is
+            # reported at that line's last column, not at "column 1" of the next
+            yield lineno, json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield lineno, exc
         except RecursionError:
@@ -596,10 +618,7 @@ def _csv_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
                     continue
                 yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
         except UnicodeDecodeError as exc:
-            raise EncodingError(
-                f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); convert it, "
-                "e.g. `iconv -f latin1 -t utf-8`"
-            ) from None
+            raise _not_utf8(path, exc) from None
         except csv.Error as exc:
             raise MalformedRecordError(f"{path}: broken CSV ({exc})") from None
 

@@ -80,6 +80,9 @@ def group_by_paper(scored: dict[str, float], *, per_paper: int) -> list[tuple[st
     for paper_id, hits in by_paper.items():
         hits.sort(key=lambda h: (-h[0], h[1]))
         key = tuple(-h[0] for h in hits[:per_paper])
+        # a missing chunk counts as a score of 0, so that on a tie the paper with more
+        # strong chunks comes first (an unpadded shorter tuple would sort before it)
+        key += (0.0,) * (per_paper - len(key))
         ranked.append((key, paper_id, [h[1] for h in hits[:per_paper]]))
     ranked.sort(key=lambda r: (r[0][0], r[0][1:], r[1]))
     return [(paper_id, chunk_ids) for _, paper_id, chunk_ids in ranked]

@@ -563,7 +563,9 @@ def test_eval_command_end_to_end(home, tmp_path):
     assert "| hyperattention-speed | single |" in markdown
 
     thresholds = tmp_path / "strict.json"
-    # token F1 of quoted sentences against a written reference is far below 0.99
+    # a threshold the offline answers miss whatever the retrieval: they quote abstracts,
+    # so their token F1 against hand-written reference answers stays far below 0.99
+    assert metrics["token_f1"] < 0.99
     thresholds.write_text(json.dumps({"min": {"token_f1": 0.99, "hit@5": 0.5}}))
     again = run_eval_cli(
         "--qa",

@@ -1,0 +1,231 @@
+"""Retrieval: reciprocal rank fusion and grouping by paper, with scores computed by hand.
+
+The fused rankings are scripted (given chunk ranks in, fused papers out) over a real catalog
+of four papers; the last test runs the real BM25 and Chroma rankings through the retriever
+and checks it reports them faithfully."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag_assistant import Assistant
+from rag_assistant.corpus import paper_id_for_title
+from rag_assistant.retrieval import Retriever, group_by_paper, rrf
+from rag_assistant.settings import RetrievalSettings, Settings
+
+# --- the fusion function ----------------------------------------------------------------
+
+
+def test_rrf_by_hand():
+    scores = rrf([["a", "b", "c"], ["c", "a"]], k=60)
+    assert scores == pytest.approx({"a": 1 / 61 + 1 / 62, "b": 1 / 62, "c": 1 / 63 + 1 / 61})
+    # c is first in one list and third in the other; a is first and second: a wins
+    assert max(scores, key=scores.get) == "a"
+
+
+def test_rrf_weights_and_constant_by_hand():
+    scores = rrf([["a", "b"], ["b"], ["a"]], k=1, weights=[1.0, 2.0, 0.0])
+    assert scores == pytest.approx({"a": 1 / 2 + 0.0, "b": 1 / 3 + 2 / 2})
+    with pytest.raises(ValueError):  # a weight per ranking, no more, no less
+        rrf([["a"], ["b"]], weights=[1.0])
+
+
+def test_group_by_paper_keeps_each_paper_once_with_its_best_chunks():
+    scored = {
+        "p::h::0": 0.10,
+        "p::h::1": 0.40,
+        "p::h::2": 0.30,
+        "q::h::0": 0.35,
+        "r::h::5": 0.20,
+    }
+    assert group_by_paper(scored, per_paper=2) == [
+        ("p", ["p::h::1", "p::h::2"]),  # best 0.40; its weakest chunk (0.10) is left out
+        ("q", ["q::h::0"]),
+        ("r", ["r::h::5"]),
+    ]
+    assert group_by_paper(scored, per_paper=1)[0] == ("p", ["p::h::1"])
+
+
+def test_group_by_paper_ties_go_to_more_strong_chunks_then_to_the_id():
+    scored = {"a::h::0": 0.5, "b::h::0": 0.5, "b::h::1": 0.3, "c::h::0": 0.5, "c::h::1": 0.4}
+    assert [p for p, _ in group_by_paper(scored, per_paper=2)] == ["c", "b", "a"]
+    assert [p for p, _ in group_by_paper(scored, per_paper=1)] == ["a", "b", "c"]
+
+
+# --- the retriever over a real catalog, with scripted rankings ------------------------------
+
+TITLES = ["Alpha Sparse Attention", "Beta Speculative Decoding", "Gamma Table QA", "Delta Cache"]
+ABSTRACTS = [
+    # long enough for several 32-token chunks
+    "Alpha compresses attention by keeping the top scoring blocks of each row, so that "
+    "long inputs fit in the memory of one accelerator. Blocks are chosen by a cheap "
+    "estimate of their attention mass, which keeps the output close to dense attention. "
+    "On four long-context benchmarks Alpha is three times faster and loses less than one "
+    "point of accuracy, and it needs no training at all, so any pretrained model can use "
+    "it at inference time.",
+    "Beta drafts tokens with a small model and verifies them with the large one.",
+    "Gamma answers questions over tables by retrieving rows before reading them.",
+    "Delta merges the cached keys of adjacent tokens to save memory.",
+]
+
+
+@pytest.fixture(scope="module")
+def four(tmp_path_factory) -> Assistant:
+    folder = tmp_path_factory.mktemp("four")
+    path = folder / "papers.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"title": t, "abstract": a}) + "\n"
+            for t, a in zip(TITLES, ABSTRACTS, strict=True)
+        )
+    )
+    assistant = Assistant(
+        Settings(
+            home=folder / "home",
+            auto_ingest_bundled=False,
+            chunking={"chunk_size": 32, "chunk_overlap": 4},
+        )
+    )
+    assistant.ingest([path])
+    return assistant
+
+
+@pytest.fixture(scope="module")
+def ids(four) -> dict[str, str]:
+    """Short names for the chunk ids: a0, a1, a2, ... b0, c0, d0."""
+    out = {}
+    for letter, title in zip("abcd", TITLES, strict=True):
+        for n, cid in enumerate(four.index.catalog.chunk_ids_of([paper_id_for_title(title)])):
+            out[f"{letter}{n}"] = cid
+    assert {"a0", "a1", "a2", "b0", "c0", "d0"} <= out.keys() and "b1" not in out
+    return out
+
+
+class ScriptedIndex:
+    """The index's reads, with rankings given by the test and the real catalog."""
+
+    def __init__(self, index, lexical: list[str], dense: list[tuple[str, float]]) -> None:
+        self.catalog = index.catalog
+        self.lexical = [(cid, 10.0 - i) for i, cid in enumerate(lexical)]
+        self.dense = dense
+        self.calls: list[str] = []
+
+    def lexical_search(self, terms, n):
+        self.calls.append("lexical")
+        return self.lexical[:n]
+
+    def dense_search(self, text, n):
+        self.calls.append("dense")
+        return self.dense[:n]
+
+
+def scripted(four, ids, **settings):
+    index = ScriptedIndex(
+        four.index,
+        lexical=[ids[x] for x in ("b0", "a1", "c0", "a0")],
+        dense=[(ids["a2"], 0.9), (ids["b0"], 0.8), (ids["d0"], 0.7), (ids["a1"], 0.6)],
+    )
+    return index, Retriever(index, RetrievalSettings(**settings))
+
+
+def test_fused_papers_and_scores_by_hand(four, ids):
+    _, retriever = scripted(four, ids)
+    sources = retriever.retrieve("anything", k=4)
+    # fused chunk scores (k = 60): b0 = 1/61 + 1/62, a1 = 1/62 + 1/64, a2 = 1/61,
+    # c0 = d0 = 1/63, a0 = 1/64; a score is divided by the best possible, 2/61
+    best = 2 / 61
+    assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
+    assert [s.rank for s in sources] == [1, 2, 3, 4]
+    beta, alpha, delta, gamma = sources
+    assert beta.score == pytest.approx((1 / 61 + 1 / 62) / best)
+    assert alpha.score == pytest.approx((1 / 62 + 1 / 64) / best)
+    # Gamma and Delta tie at 1/63 and hold one chunk each: the paper id decides
+    assert paper_id_for_title(TITLES[3]) < paper_id_for_title(TITLES[2])
+    assert delta.score == gamma.score == pytest.approx((1 / 63) / best)
+
+    # Alpha appears once, with its two best chunks (a1, a2); a0 (1/64) is left out
+    assert [h.chunk_id for h in alpha.chunks] == [ids["a1"], ids["a2"]]
+    assert [(h.lexical_rank, h.dense_rank, h.dense_similarity) for h in alpha.chunks] == [
+        (2, 4, 0.6),
+        (None, 1, 0.9),
+    ]
+    assert [h.score for h in alpha.chunks] == pytest.approx([alpha.score, (1 / 61) / best])
+    rows = four.index.catalog.chunks([ids["a1"], ids["a2"]])
+    assert alpha.text == rows[ids["a1"]].text + " … " + rows[ids["a2"]].text  # in text order
+    assert alpha.abstract == ABSTRACTS[0]
+
+
+def test_k_cuts_the_list_of_papers(four, ids):
+    _, retriever = scripted(four, ids)
+    assert [s.title for s in retriever.retrieve("anything", k=2)] == [TITLES[1], TITLES[0]]
+
+
+def test_preferred_papers_are_a_third_ranking_at_half_weight(four, ids):
+    _, retriever = scripted(four, ids)
+    sources = retriever.retrieve("anything", k=4, prefer=[paper_id_for_title(TITLES[2])])
+    # Gamma's one chunk gains 0.5/61 (first in the preferred ranking): 1/63 + 0.5/61
+    assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[2], TITLES[3]]
+    assert sources[2].score == pytest.approx((1 / 63 + 0.5 / 61) / (2 / 61))
+
+
+def test_lexical_only_fusion_never_asks_the_dense_index(four, ids):
+    index, retriever = scripted(four, ids, fusion="lexical")
+    sources = retriever.retrieve("anything", k=5)
+    assert index.calls == ["lexical"]
+    # b0 = 1/61, a1 = 1/62, c0 = 1/63; the best possible is now 1/61; Delta only had dense
+    assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[2]]
+    assert [s.score for s in sources] == pytest.approx([1.0, 61 / 62, 61 / 63])
+    assert [h.chunk_id for h in sources[1].chunks] == [ids["a1"], ids["a0"]]
+
+
+def test_chunks_the_catalog_no_longer_holds_are_dropped(four, ids):
+    index = ScriptedIndex(
+        four.index,
+        lexical=["ghost-paper-0123456789::abc::0", ids["c0"]],
+        dense=[("ghost-paper-0123456789::abc::0", 0.9)],
+    )
+    sources = Retriever(index, RetrievalSettings()).retrieve("anything", k=5)
+    assert [(s.title, s.rank) for s in sources] == [(TITLES[2], 1)]
+
+
+# --- the real rankings --------------------------------------------------------------------
+
+
+def test_real_rankings_are_fused_and_grouped_as_documented(four):
+    question = "attention blocks memory"
+    sources = four.retrieve(question, k=4)
+    index = four.index
+    from rag_assistant.terms import query_terms
+
+    lexical = [cid for cid, _ in index.lexical_search(query_terms(question), 40)]
+    dense = [cid for cid, _ in index.dense_search(question, 40)]
+    assert lexical and dense
+
+    def fused(cid: str) -> float:
+        score = 0.0
+        for ranking in (lexical, dense):
+            if cid in ranking:
+                score += 1 / (60 + ranking.index(cid) + 1)
+        return score / (2 / 61)
+
+    assert len({s.paper_id for s in sources}) == len(sources)  # each paper once
+    assert [s.rank for s in sources] == list(range(1, len(sources) + 1))
+    assert sources[0].title == TITLES[0]  # the only abstract with all three words
+    for source in sources:
+        assert 1 <= len(source.chunks) <= 2
+        for hit in source.chunks:
+            assert hit.score == pytest.approx(fused(hit.chunk_id))
+            assert hit.lexical_rank == (
+                lexical.index(hit.chunk_id) + 1 if hit.chunk_id in lexical else None
+            )
+            assert hit.dense_rank == (
+                dense.index(hit.chunk_id) + 1 if hit.chunk_id in dense else None
+            )
+        assert source.score == source.chunks[0].score
+        # no chunk of this paper that was left out scores higher than one that was kept
+        kept = {h.chunk_id for h in source.chunks}
+        others = [fused(c) for c in index.catalog.chunk_ids_of([source.paper_id]) if c not in kept]
+        assert all(score <= source.chunks[-1].score for score in others)
+    assert [s.score for s in sources] == sorted((s.score for s in sources), reverse=True)
