@@ -17,6 +17,7 @@ Formats, chosen by file name:
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -457,15 +458,21 @@ def _is_arxiv(record: dict) -> bool:
     return "id" in record and ("categories" in record or "update_date" in record)
 
 
+@functools.lru_cache(maxsize=1)
+def _latex_converter():
+    """One converter: building it (pylatexenc's macro tables) costs more than converting."""
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+
+
 def latex_to_text(text: str) -> str:
     """LaTeX markup in a title turned into plain text (pylatexenc), white space collapsed."""
     text = clean_text(text)
     if not any(ch in text for ch in "\\${}^_~"):
         return text
-    from pylatexenc.latex2text import LatexNodes2Text
-
     try:
-        converted = LatexNodes2Text(math_mode="text", strict_latex_spaces=False).latex_to_text(text)
+        converted = _latex_converter().latex_to_text(text)
     except (ValueError, IndexError, RecursionError):  # pylatexenc on malformed markup
         return text
     return clean_text(converted) or text
