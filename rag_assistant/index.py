@@ -266,6 +266,7 @@ class Index:
             "tokenizer": s.chunking.tokenizer,
             "chunking": {
                 "splitter": "llama_index.core.node_parser.SentenceSplitter",
+                "sentences": "rag_assistant.chunking.sentence_pieces",
                 "chunk_size": s.chunking.chunk_size,
                 "chunk_overlap": s.chunking.chunk_overlap,
             },
