@@ -173,7 +173,7 @@ class LexicalIndex:
         """A new index: this one without the chunks in ``remove``, with the (chunk id, terms)
         pairs of ``add``. Only the added chunks' terms are counted; BM25 is then recomputed
         from the counts."""
-        from scipy.sparse import csr_matrix, vstack
+        from scipy.sparse import vstack
 
         vocab: dict[str, int] = {}
         parts: list[csr_matrix] = []
