@@ -282,7 +282,9 @@ class LexicalIndex:
             ids = json.loads((directory / IDS_FILE).read_text())
             retriever = None
             if ids:
-                retriever = bm25s.BM25.load(str(directory), show_progress=False)
+                # memory-mapped: a query reads only its terms' columns, so a cold start
+                # does not read the whole index and readers share the pages
+                retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
                 n_docs = retriever.scores["num_docs"]
                 if n_docs != len(ids):
                     raise ValueError(f"{n_docs} documents but {len(ids)} chunk ids")
