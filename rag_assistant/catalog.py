@@ -163,6 +163,19 @@ class Catalog:
                 out[row["paper_id"]] = _paper_from_row(row, sources.get(row["paper_id"], []))
         return out
 
+    def titles(self, paper_ids: Sequence[str]) -> dict[str, str]:
+        """{paper_id: title} for the ids that are in the catalog."""
+        conn = self._conn()
+        out: dict[str, str] = {}
+        for batch in _batches(paper_ids, 500):
+            marks = ",".join("?" * len(batch))
+            out.update(
+                conn.execute(
+                    f"SELECT paper_id, title FROM papers WHERE paper_id IN ({marks})", batch
+                ).fetchall()
+            )
+        return out
+
     def all_paper_ids(self) -> list[str]:
         return [r[0] for r in self._conn().execute("SELECT paper_id FROM papers ORDER BY paper_id")]
 
@@ -222,6 +235,36 @@ class Catalog:
                 return
             yield [ChunkRow(r[0], r[1], r[2], r[3], r[4].split()) for r in rows]
             last = rows[-1][0]
+
+    def iter_terms(
+        self, chunk_ids: Sequence[str] | None = None, *, batch_size: int = 5000
+    ) -> Iterator[tuple[str, list[str]]]:
+        """(chunk_id, terms) of every chunk in chunk-id order, or of the chunks ``chunk_ids``
+        names that exist, in that order."""
+        conn = self._conn()
+        if chunk_ids is None:
+            last = ""
+            while True:
+                rows = conn.execute(
+                    "SELECT chunk_id, terms FROM chunks WHERE chunk_id > ? ORDER BY chunk_id "
+                    "LIMIT ?",
+                    (last, batch_size),
+                ).fetchall()
+                if not rows:
+                    return
+                for chunk_id, terms in rows:
+                    yield chunk_id, terms.split()
+                last = rows[-1][0]
+        for batch in _batches(chunk_ids, 500):
+            marks = ",".join("?" * len(batch))
+            found = dict(
+                conn.execute(
+                    f"SELECT chunk_id, terms FROM chunks WHERE chunk_id IN ({marks})", batch
+                ).fetchall()
+            )
+            for chunk_id in batch:
+                if chunk_id in found:
+                    yield chunk_id, found[chunk_id].split()
 
     def sample_chunk_terms(self, limit: int) -> list[list[str]]:
         """Terms of up to ``limit`` chunks spread evenly over the catalog (for fitting)."""

@@ -41,8 +41,11 @@ def paper_id_of(chunk_id_: str) -> str:
 class Chunker:
     """Cuts abstracts with llama-index's ``SentenceSplitter``, counting tiktoken tokens.
 
-    An abstract that fits one chunk is not passed through the splitter (the splitter would
-    return it unchanged); that skips its per-sentence work for most abstracts.
+    The splitter finds sentences with :func:`sentence_pieces` (the rules the extractive
+    answerer uses) instead of nltk's punkt, which cost half of all ingest time: on the bundled
+    corpus the chunks are the same but for 5 of 314 split abstracts, where punkt cut after
+    "e.g.". (The splitter returns an abstract that fits one chunk as it is, after counting its
+    tokens once.)
     """
 
     def __init__(self, settings: ChunkingSettings) -> None:
@@ -59,13 +62,12 @@ class Chunker:
                 chunk_size=self.settings.chunk_size,
                 chunk_overlap=self.settings.chunk_overlap,
                 tokenizer=self._encoding.encode_ordinary,
+                chunking_tokenizer_fn=sentence_pieces,
             )
         return self._splitter
 
     def split_text(self, text: str) -> list[str]:
         """``text`` cut into chunks of at most ``chunk_size`` tokens."""
-        if len(self._encoding.encode_ordinary(text)) <= self.settings.chunk_size:
-            return [text] if text.strip() else []
         return [t for t in self.splitter.split_text(text) if t.strip()]
 
     def chunks(self, paper: Paper) -> list[Chunk]:
@@ -107,6 +109,22 @@ _BOUNDARY = re.compile(
     r"(?<=[.!?])((?:[\"')\]]*)(?:\s*\[\d[\d,;\s–-]*\])*)\s+(?=[\"'(]?[A-Z0-9]|\[[A-Za-z])"
     r"|(?<=[a-z]{2}[.!?])()(?=[A-Z][a-z])"
 )
+_END = re.compile(r"[.!?]")
+
+
+def _boundaries(text: str):
+    """The matches ``_BOUNDARY.finditer(text)`` finds, found faster: every match starts right
+    after a . ! or ?, and none spans one, so the pattern is tried only at those places
+    instead of at every character (a fifth of the time on an abstract)."""
+    end = 0
+    for mark in _END.finditer(text):
+        at = mark.end()
+        if at < end:
+            continue
+        match = _BOUNDARY.match(text, at)
+        if match is not None:
+            end = match.end()
+            yield match
 
 
 @functools.lru_cache(maxsize=4096)
@@ -119,10 +137,10 @@ def split_sentences(text: str) -> tuple[tuple[int, int], ...]:
     """
     spans: list[tuple[int, int]] = []
     start = 0
-    for match in _BOUNDARY.finditer(text):
+    for match in _boundaries(text):
         end = match.start() + len(match.group(1) or "")
         before = text[start : match.start()]
-        word = before.rsplit(None, 1)[-1].lower().rstrip(".!?") if before.split() else ""
+        word = before.rsplit(None, 1)[-1].lower().rstrip(".!?") if before.strip() else ""
         if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             continue
         if end - start >= 2:
@@ -131,6 +149,16 @@ def split_sentences(text: str) -> tuple[tuple[int, int], ...]:
     if text[start:].strip():
         spans.append((start, len(text.rstrip())))
     return tuple(spans)
+
+
+def sentence_pieces(text: str) -> list[str]:
+    """``text`` cut before each sentence, white space kept (each piece runs to the start of
+    the next), as llama-index's ``SentenceSplitter`` expects of its sentence tokenizer."""
+    spans = split_sentences(text)
+    return [
+        text[start : spans[i + 1][0] if i + 1 < len(spans) else len(text)]
+        for i, (start, _) in enumerate(spans)
+    ]
 
 
 def sentences(text: str) -> list[str]:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import logging
 import re
@@ -477,18 +479,41 @@ def _is_arxiv(record: dict) -> bool:
     return "id" in record and ("categories" in record or "update_date" in record)
 
 
+@functools.lru_cache(maxsize=1)
+def _latex_converter():
+    """One converter: building it (pylatexenc's macro tables) costs more than converting."""
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+
+
 def latex_to_text(text: str) -> str:
     """LaTeX markup in a title turned into plain text (pylatexenc), white space collapsed."""
     text = clean_text(text)
     if not any(ch in text for ch in "\\${}^_~"):
         return text
-    from pylatexenc.latex2text import LatexNodes2Text
-
     try:
-        converted = LatexNodes2Text(math_mode="text", strict_latex_spaces=False).latex_to_text(text)
+        converted = _latex_converter().latex_to_text(text)
     except (ValueError, IndexError, RecursionError):  # pylatexenc on malformed markup
         return text
     return clean_text(converted) or text
+
+
+def in_categories(categories: Sequence[str], wanted: Sequence[str]) -> bool:
+    """Whether a paper in ``categories`` passes a ``--category`` filter: ``cs.CL`` matches
+    that category, ``cs`` (or ``cs.*``) every category of the ``cs`` archive — but not
+    another archive that starts alike (``math`` is not ``math-ph``). Case does not matter."""
+    have = [c.casefold() for c in categories]
+    for want in wanted:
+        want = want.strip().casefold().removesuffix("*").removesuffix(".")
+        if not want:
+            continue
+        if "." in want:
+            if want in have:
+                return True
+        elif any(c == want or c.startswith(want + ".") for c in have):
+            return True
+    return False
 
 
 def _record_to_paper(
@@ -519,11 +544,7 @@ def _record_to_paper(
     if not isinstance(cats, list):
         raise ValueError("'categories' must be a string or a list")
     cats = [str(c) for c in cats]
-    if categories and not any(
-        c == want or c.startswith(want.rstrip(".*") + ".") or c.startswith(want.rstrip("*"))
-        for c in cats
-        for want in categories
-    ):
+    if categories and not in_categories(cats, categories):
         return None
     title = latex_to_text(title) if arxiv else clean_text(title)
     abstract = clean_abstract(abstract)
@@ -585,7 +606,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
         for record in data:
             yield first[0], record
         return
-    for lineno, line in [first, *lines]:
+    for lineno, line in itertools.chain([first], lines):  # streamed, never listed
         if not line.strip():
             continue
         try:

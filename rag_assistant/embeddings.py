@@ -198,25 +198,25 @@ def _tfidf(
     term_lists: Sequence[Sequence[str]], vocabulary: dict[str, int], idf: np.ndarray
 ) -> csr_matrix:
     """Rows of sublinear-tf x idf, l2-normalized (scikit-learn's TfidfVectorizer defaults with
-    ``sublinear_tf=True``)."""
-    from scipy.sparse import csr_matrix
+    ``sublinear_tf=True``). Terms are looked up in one pass over all texts (``map`` over the
+    vocabulary's ``get``), and counted by scipy, not term by term in Python."""
+    from itertools import chain, repeat
 
-    indptr = [0]
-    indices: list[int] = []
-    data: list[float] = []
-    for terms_ in term_lists:
-        counts: dict[int, int] = {}
-        for term in terms_:
-            col = vocabulary.get(term)
-            if col is not None:
-                counts[col] = counts.get(col, 0) + 1
-        indices.extend(counts)
-        data.extend(counts.values())
-        indptr.append(len(indices))
-    matrix = csr_matrix(
-        (np.asarray(data, np.float32), np.asarray(indices, np.int32), np.asarray(indptr)),
-        shape=(len(term_lists), len(vocabulary)),
+    from scipy.sparse import coo_matrix
+
+    n = len(term_lists)
+    lengths = np.fromiter(map(len, term_lists), np.int64, n)
+    columns = np.fromiter(
+        map(vocabulary.get, chain.from_iterable(term_lists), repeat(-1)),
+        np.int64,
+        int(lengths.sum()),
     )
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    known = columns >= 0
+    matrix = coo_matrix(
+        (np.ones(int(known.sum()), np.float32), (rows[known], columns[known])),
+        shape=(n, len(vocabulary)),
+    ).tocsr()
     if matrix.nnz:
         matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
         sq = np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()

@@ -81,6 +81,9 @@ class IngestReport:
     refitted: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage: 'catalog' (reading, chunking, committing), 'fit' (the dense model),
+    'dense' (embedding and Chroma writes), 'lexical', 'manifest' (switch and clean-up)."""
 
     @property
     def changed(self) -> bool:
@@ -266,6 +269,7 @@ class Index:
             "tokenizer": s.chunking.tokenizer,
             "chunking": {
                 "splitter": "llama_index.core.node_parser.SentenceSplitter",
+                "sentences": "rag_assistant.chunking.sentence_pieces",
                 "chunk_size": s.chunking.chunk_size,
                 "chunk_overlap": s.chunking.chunk_overlap,
             },
@@ -414,6 +418,7 @@ class Index:
             report.skipped = log_.skipped
             report.warnings = log_.warnings
             self._update_sources(held_by, seen, report, prune=prune)
+            report.stages["catalog"] = time.perf_counter() - started
             self._sync(progress, report)
         report.papers, report.chunks = self.catalog.counts()
         report.seconds = time.perf_counter() - started
@@ -489,28 +494,38 @@ class Index:
     # --- bringing Chroma and BM25 in line with the catalog ----------------------------------
 
     def _sync(self, progress: Progress, report: IngestReport | None = None) -> None:
-        embedded, refitted = self._sync_dense(progress)
+        stages: dict[str, float] = report.stages if report is not None else {}
+        started = time.perf_counter()
+        embedded, refitted = self._sync_dense(progress, stages)
         failpoint("ingest:after-chroma")
+        stages["dense"] = time.perf_counter() - started - stages.get("fit", 0.0)
+        started = time.perf_counter()
         lexical_dir = self._sync_lexical(progress)
         failpoint("ingest:after-lexical")
+        stages["lexical"] = time.perf_counter() - started
+        started = time.perf_counter()
         self._write_manifest(lexical_dir)
         self._cleanup()
+        stages["manifest"] = time.perf_counter() - started
         if report is not None:
             report.embedded, report.refitted = embedded, refitted
+        log.info("ingest stages: %s", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
 
     def _collection_name(self, tag: str) -> str:
         identity = self._catalog_identity() or {}
         safe = re.sub(r"[^a-zA-Z0-9_-]", "-", tag)[:40]
         return f"{self.settings.collection_prefix}_{identity.get('index_id', 'x')}_{safe}"
 
-    def _sync_dense(self, progress: Progress) -> tuple[int, bool]:
+    def _sync_dense(self, progress: Progress, stages: dict[str, float]) -> tuple[int, bool]:
         cat = self.catalog
         papers, _ = cat.counts()
         target = cat.get_meta("dense_collection")
         refitted = False
         if papers and self._needs_fit(papers):
+            started = time.perf_counter()
             target = self._refit(papers)
             refitted = True
+            stages["fit"] = time.perf_counter() - started
         if target is None:
             return 0, refitted
         embedder = self._embedder_for(
@@ -521,7 +536,8 @@ class Index:
             self.vectors.delete(target, tombstones)
             cat.clear_tombstones(tombstones)
         total, done = cat.pending_count(), 0
-        batch_size = self.settings.embedding.batch_size
+        # Chroma writes fastest in its largest batches.
+        batch_size = max(self.settings.embedding.batch_size, self.vectors.max_batch)
         for rows in cat.iter_chunks(pending_only=True, batch_size=batch_size):
             self._embed_rows(target, embedder, rows)
             failpoint("ingest:during-embedding")
@@ -567,24 +583,15 @@ class Index:
         return collection
 
     def _embed_rows(self, collection: str, embedder, rows: list[ChunkRow]) -> None:
-        titles = {
-            pid: p.title
-            for pid, p in self.catalog.papers(sorted({r.paper_id for r in rows})).items()
-        }
+        titles = self.catalog.titles(sorted({r.paper_id for r in rows}))
         texts = [f"{titles.get(r.paper_id, '')}\n{r.text}" for r in rows]
         vectors = embedder.embed(texts, terms=[r.terms for r in rows])
-        self.vectors.upsert(
-            collection,
-            [r.chunk_id for r in rows],
-            vectors,
-            [r.text for r in rows],
-            [
-                {"paper_id": r.paper_id, "title": titles.get(r.paper_id, ""), "ordinal": r.ordinal}
-                for r in rows
-            ],
-        )
+        self.vectors.upsert(collection, [r.chunk_id for r in rows], vectors)
 
     def _sync_lexical(self, progress: Progress) -> str:
+        """The lexical index of the catalog's current generation: the previous one (the
+        manifest's) with the catalog's changes applied, or built from every chunk's stored
+        terms when there is no usable previous one."""
         cat = self.catalog
         generation = cat.generation
         directory = f"lexical/g{generation}"
@@ -593,14 +600,46 @@ class Index:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 if json.loads(meta_file.read_text())["generation"] == generation:
                     return directory
-        ids: list[str] = []
-        term_lists: list[list[str]] = []
-        for rows in cat.iter_chunks(batch_size=5000):
-            ids.extend(r.chunk_id for r in rows)
-            term_lists.extend(r.terms for r in rows)
-            progress("lexical", len(ids), None)
-        LexicalIndex.build(ids, term_lists, generation).save(self.home / directory)
+        base = self._previous_lexical()
+        current = cat.chunk_ids()
+        removed: set[str] = set()
+        if base is None:
+            base = LexicalIndex(None, [], generation)
+            added: Iterator[tuple[str, list[str]]] = cat.iter_terms()
+            total = len(current)
+        else:
+            previous = set(base.chunk_ids)
+            new_ids = sorted(current - previous)
+            added = cat.iter_terms(new_ids)
+            total = len(new_ids)
+            removed = previous - current
+        done = 0
+
+        def counted(pairs: Iterator[tuple[str, list[str]]]) -> Iterator[tuple[str, list[str]]]:
+            nonlocal done
+            for pair in pairs:
+                done += 1
+                if done % 5000 == 0:
+                    progress("lexical", done, total)
+                yield pair
+
+        lexical = base.updated(remove=removed, add=counted(added), generation=generation)
+        progress("lexical", total, total)
+        lexical.save(self.home / directory)
         return directory
+
+    def _previous_lexical(self) -> LexicalIndex | None:
+        """The lexical index the manifest names, with its term counts, or None."""
+        try:
+            manifest = self._read_manifest()
+            if manifest is None:
+                return None
+            lexical = LexicalIndex.load(self.home / manifest["lexical"]["dir"])
+            lexical.counts()
+        except IndexCorruptError as exc:
+            log.info("building the lexical index from every chunk (%s)", exc)
+            return None
+        return lexical
 
     def _write_manifest(self, lexical_dir: str) -> None:
         cat = self.catalog

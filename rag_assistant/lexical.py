@@ -2,27 +2,43 @@
 
 Chroma's own sparse/BM25 indexes are not available in local mode, so BM25 lives in the index
 directory as a bm25s save plus the chunk ids in index order, tagged with the catalog
-generation it was built from. It is rebuilt from the catalog's stored terms (no re-analysis)
-whenever the catalog has changed, written to a new directory and switched by the manifest.
+generation it was built from, written to a new directory and switched by the manifest.
+
+Beside the bm25s files the index keeps its term counts (a chunks x terms matrix), so that a
+change of the catalog is applied as a delta: rows of removed chunks are dropped, rows of new
+chunks appended, and the BM25 scores recomputed from the counts with numpy in a fraction of a
+second — instead of re-reading and re-counting every chunk's terms. bm25s builds its index
+with a Python loop over documents; :class:`_CountsBM25` overrides the step bm25s documents
+for that purpose (``build_index_from_ids``) with the same formula computed on the matrix, so
+the scores are bm25s's (method ``lucene``, k1 1.5, b 0.75) and bm25s saves, loads and
+searches them. Chunks are kept in chunk-id order, so an index updated in steps is the same as
+one built in one go.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import IndexCorruptError
 
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
 log = logging.getLogger(__name__)
 
 IDS_FILE = "chunk_ids.json"
 META_FILE = "lexical.json"
+COUNTS_FILE = "counts.npz"
+EMPTY_TOKEN = ""  # bm25s adds it to every vocabulary it builds from strings
 
 
 def _bm25s():
@@ -33,13 +49,106 @@ def _bm25s():
     return bm25s
 
 
+def _counts_bm25():
+    """bm25s.BM25 with its index built from a term-count matrix (made on first use, so that
+    importing this module does not import bm25s)."""
+    global _CountsBM25
+    if _CountsBM25 is None:
+        bm25s = _bm25s()
+
+        class CountsBM25(bm25s.BM25):
+            def build_index_from_ids(self, unique_token_ids, corpus_token_ids, **_progress):
+                self.nonoccurrence_array = None  # only BM25L and BM25+ use one
+                return _scores(corpus_token_ids, k1=self.k1, b=self.b, dtype=self.dtype)
+
+        _CountsBM25 = CountsBM25
+    return _CountsBM25
+
+
+_CountsBM25 = None
+
+
+class _Counts:
+    """What :meth:`bm25s.BM25.index` accepts as a corpus object (``ids`` and ``vocab``);
+    ``ids`` is here the chunks x terms count matrix."""
+
+    def __init__(self, matrix: csr_matrix, vocab: dict[str, int]) -> None:
+        self.ids = matrix
+        self.vocab = vocab
+
+
+def _scores(counts: csr_matrix, *, k1: float, b: float, dtype: str) -> dict:
+    """bm25s's eager scores (method 'lucene') for a chunks x terms count matrix: the same
+    operations as bm25s's per-document loop (idf rounded to ``dtype`` first, the term
+    frequency part in float64), done on whole arrays."""
+    from scipy.sparse import csr_matrix
+
+    n_docs, n_terms = counts.shape
+    doc_len = np.asarray(counts.sum(axis=1)).ravel().astype(np.int64)
+    avg_doc_len = (doc_len.mean() if n_docs else 0.0) or 1.0
+    df = np.bincount(counts.indices, minlength=n_terms)
+    idf = np.zeros(n_terms, dtype=dtype)
+    for term, n in enumerate(df.tolist()):
+        if n:
+            idf[term] = math.log(1 + (n_docs - n + 0.5) / (n + 0.5))
+    norm = k1 * ((1 - b) + b * doc_len / avg_doc_len)
+    tf = counts.data.astype(np.float64)
+    rows = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
+    tf /= norm[rows] + tf
+    tf *= idf[counts.indices]
+    scores = csr_matrix(
+        (tf.astype(dtype), counts.indices, counts.indptr), shape=counts.shape
+    ).tocsc()
+    return {
+        "data": scores.data,
+        "indices": scores.indices,
+        "indptr": scores.indptr,
+        "num_docs": n_docs,
+    }
+
+
+def _count_rows(term_lists: Sequence[Sequence[str]], vocab: dict[str, int]) -> csr_matrix:
+    """Term counts of ``term_lists`` (one row each), new terms added to ``vocab``."""
+    from itertools import chain
+
+    from scipy.sparse import coo_matrix
+
+    for term in sorted(set(chain.from_iterable(term_lists)) - vocab.keys()):
+        vocab[term] = len(vocab)
+    lengths = np.fromiter(map(len, term_lists), np.int64, len(term_lists))
+    columns = np.fromiter(
+        map(vocab.__getitem__, chain.from_iterable(term_lists)), np.int32, int(lengths.sum())
+    )
+    rows = np.repeat(np.arange(len(term_lists), dtype=np.int32), lengths)
+    ones = np.ones(len(columns), np.int32)
+    return coo_matrix((ones, (rows, columns)), shape=(len(term_lists), len(vocab))).tocsr()
+
+
+def _widen(matrix: csr_matrix, n_terms: int) -> csr_matrix:
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix(
+        (matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], n_terms)
+    )
+
+
 class LexicalIndex:
     """BM25 over chunks; :meth:`search` returns (chunk_id, score) best first."""
 
-    def __init__(self, retriever, chunk_ids: list[str], generation: int) -> None:
+    def __init__(
+        self,
+        retriever,
+        chunk_ids: list[str],
+        generation: int,
+        *,
+        counts: csr_matrix | None = None,
+        directory: Path | None = None,
+    ) -> None:
         self._retriever = retriever
         self.chunk_ids = chunk_ids
         self.generation = generation
+        self._counts = counts
+        self._directory = directory
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -48,14 +157,71 @@ class LexicalIndex:
     def build(
         cls, chunk_ids: Sequence[str], term_lists: Iterable[Sequence[str]], generation: int
     ) -> LexicalIndex:
-        bm25s = _bm25s()
-        ids = list(chunk_ids)
-        corpus = [list(t) for t in term_lists]
+        """A new index of these chunks (``term_lists``: their analyzed terms, in order)."""
+        return cls(None, [], generation).updated(
+            remove=(), add=zip(chunk_ids, term_lists, strict=True), generation=generation
+        )
+
+    def updated(
+        self,
+        *,
+        remove: Collection[str],
+        add: Iterable[tuple[str, Sequence[str]]],
+        generation: int,
+        batch: int = 5000,
+    ) -> LexicalIndex:
+        """A new index: this one without the chunks in ``remove``, with the (chunk id, terms)
+        pairs of ``add``. Only the added chunks' terms are counted; BM25 is then recomputed
+        from the counts."""
+        from scipy.sparse import vstack
+
+        vocab: dict[str, int] = {}
+        parts: list[csr_matrix] = []
+        ids: list[str] = []
+        if self.chunk_ids:
+            counts = self.counts()
+            vocab = {t: i for t, i in self._retriever.vocab_dict.items() if t != EMPTY_TOKEN}
+            keep = np.fromiter((cid not in remove for cid in self.chunk_ids), bool)
+            if not keep.all():
+                counts = counts[keep]
+            parts.append(counts)
+            ids = [cid for cid, kept in zip(self.chunk_ids, keep.tolist(), strict=True) if kept]
+        known = set(ids)
+        pending_ids: list[str] = []
+        pending_terms: list[Sequence[str]] = []
+        for chunk_id, terms in add:
+            if chunk_id in known:
+                continue
+            known.add(chunk_id)
+            pending_ids.append(chunk_id)
+            pending_terms.append(terms)
+            if len(pending_ids) >= batch:
+                parts.append(_count_rows(pending_terms, vocab))
+                ids.extend(pending_ids)
+                pending_ids, pending_terms = [], []
+        if pending_ids:
+            parts.append(_count_rows(pending_terms, vocab))
+            ids.extend(pending_ids)
         if not ids:
-            return cls(None, [], generation)
-        retriever = bm25s.BM25()
-        retriever.index(corpus, show_progress=False)
-        return cls(retriever, ids, generation)
+            return LexicalIndex(None, [], generation)
+        matrix = vstack([_widen(p, len(vocab)) for p in parts], format="csr")
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        if order != list(range(len(ids))):
+            matrix = matrix[order]
+            ids = [ids[i] for i in order]
+        matrix, vocab = _compact(matrix, vocab)
+        if not vocab:  # no chunk has a term; bm25s needs one column
+            vocab = {EMPTY_TOKEN: 0}
+            matrix = _widen(matrix, 1)
+        retriever = _counts_bm25()()
+        retriever.index(_Counts(matrix, vocab), show_progress=False)
+        return LexicalIndex(retriever, ids, generation, counts=matrix)
+
+    def counts(self) -> csr_matrix:
+        """The chunks x terms count matrix (read from the saved index on first use)."""
+        if self._counts is None:
+            self._counts = _load_counts(self._directory, len(self.chunk_ids))
+        return self._counts
 
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of ``term`` over the chunks (unseen terms get the
@@ -64,8 +230,8 @@ class LexicalIndex:
         df = 0
         if self._retriever is not None:
             col = self._retriever.vocab_dict.get(term)
-            if col is not None:
-                indptr = self._retriever.scores["indptr"]
+            indptr = self._retriever.scores["indptr"]
+            if col is not None and col + 1 < len(indptr):
                 df = int(indptr[col + 1] - indptr[col])
         return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
 
@@ -88,7 +254,10 @@ class LexicalIndex:
     def search(self, query_terms: Sequence[str], k: int) -> list[tuple[str, float]]:
         if self._retriever is None or not query_terms or k <= 0:
             return []
-        scores = self._retriever.get_scores(list(query_terms))
+        ids = self._retriever.get_tokens_ids(list(query_terms))
+        if not ids:
+            return []
+        scores = self._retriever.get_scores(ids)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -103,6 +272,12 @@ class LexicalIndex:
         tmp.mkdir(parents=True)
         if self._retriever is not None:
             self._retriever.save(str(tmp), show_progress=False)
+            counts = self.counts()
+            data = counts.data
+            if data.size and int(data.max()) < 2**16:
+                data = data.astype(np.uint16)
+            with open(tmp / COUNTS_FILE, "wb") as handle:
+                np.savez(handle, data=data, indices=counts.indices, indptr=counts.indptr)
         (tmp / IDS_FILE).write_text(json.dumps(self.chunk_ids))
         (tmp / META_FILE).write_text(
             json.dumps({"generation": self.generation, "chunks": len(self.chunk_ids)})
@@ -112,6 +287,7 @@ class LexicalIndex:
                 os.fsync(handle.fileno())
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
+        self._directory = directory
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
@@ -122,7 +298,9 @@ class LexicalIndex:
             ids = json.loads((directory / IDS_FILE).read_text())
             retriever = None
             if ids:
-                retriever = bm25s.BM25.load(str(directory), show_progress=False)
+                # memory-mapped: a query reads only its terms' columns, so a cold start
+                # does not read the whole index and readers share the pages
+                retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
                 n_docs = retriever.scores["num_docs"]
                 if n_docs != len(ids):
                     raise ValueError(f"{n_docs} documents but {len(ids)} chunk ids")
@@ -134,4 +312,50 @@ class LexicalIndex:
             raise IndexCorruptError(
                 f"{what} is damaged ({exc}); run `rag-assistant index rebuild`"
             ) from None
-        return cls(retriever, ids, int(meta["generation"]))
+        return cls(retriever, ids, int(meta["generation"]), directory=directory)
+
+
+def _compact(matrix: csr_matrix, vocab: dict[str, int]) -> tuple[csr_matrix, dict[str, int]]:
+    """Drop the terms no chunk holds any more (after removals), renumbering the rest."""
+    from scipy.sparse import csr_matrix
+
+    df = np.bincount(matrix.indices, minlength=len(vocab))
+    alive = df > 0
+    if alive.all():
+        return matrix, vocab
+    new_id = np.cumsum(alive) - 1
+    terms = sorted(vocab, key=vocab.__getitem__)
+    vocab = {t: int(new_id[i]) for i, t in enumerate(terms) if alive[i]}
+    matrix = csr_matrix(
+        (matrix.data, new_id[matrix.indices].astype(np.int32), matrix.indptr),
+        shape=(matrix.shape[0], len(vocab)),
+    )
+    return matrix, vocab
+
+
+def _load_counts(directory: Path | None, n_docs: int) -> csr_matrix:
+    from scipy.sparse import csr_matrix
+
+    if directory is None:
+        raise IndexCorruptError("the lexical index has no saved term counts")
+    path = directory / COUNTS_FILE
+    try:
+        with np.load(path) as data:
+            indptr = data["indptr"]
+            if len(indptr) != n_docs + 1:
+                raise ValueError(f"{len(indptr) - 1} rows for {n_docs} chunks")
+            indices = data["indices"]
+            n_terms = int(indices.max()) + 1 if indices.size else 0
+            return csr_matrix(
+                (data["data"].astype(np.int32), indices, indptr), shape=(n_docs, n_terms)
+            )
+    except FileNotFoundError:
+        raise IndexCorruptError(
+            f"the lexical index {directory} has no term counts ({COUNTS_FILE}); "
+            "run `rag-assistant index check --repair`"
+        ) from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexCorruptError(
+            f"the term counts of the lexical index {directory} are damaged ({exc}); "
+            "run `rag-assistant index check --repair`"
+        ) from None

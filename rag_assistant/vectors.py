@@ -17,10 +17,14 @@ from .errors import VectorStoreError
 log = logging.getLogger(__name__)
 
 
-def _chroma_errors():
+def _chroma_errors() -> tuple[type[BaseException], ...]:
+    """What chromadb raises when a store or server fails: its own errors, ``ValueError``
+    (``HttpClient`` turns a refused connection into one), httpx's transport and status errors
+    (every later call to a server that went away), and OS errors of the embedded store."""
     import chromadb.errors
+    import httpx
 
-    return (chromadb.errors.ChromaError, ValueError, ConnectionError, OSError)
+    return (chromadb.errors.ChromaError, ValueError, httpx.HTTPError, OSError)
 
 
 class VectorStore:
@@ -46,14 +50,11 @@ class VectorStore:
                 assert path is not None
                 path.mkdir(parents=True, exist_ok=True)
                 self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+            # Chroma's own limit per write (embedded: SQLite's; a server: its setting).
+            self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
         except _chroma_errors() as exc:
             where = f"the Chroma server at {url}" if url else f"the Chroma store in {path}"
             raise VectorStoreError(f"cannot open {where}: {exc}") from None
-        except Exception as exc:  # chromadb raises bare Exception for a refused connection
-            if url:
-                raise VectorStoreError(f"cannot reach the Chroma server at {url}: {exc}") from None
-            raise
-        self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
         self._collections: dict[str, object] = {}
 
     @property
@@ -81,7 +82,11 @@ class VectorStore:
         return name in self.collection_names()
 
     def collection_names(self) -> list[str]:
-        return [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        try:
+            names = self.client.list_collections()
+        except _chroma_errors() as exc:
+            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+        return [c if isinstance(c, str) else c.name for c in names]
 
     def drop(self, name: str) -> None:
         self._collections.pop(name, None)
@@ -95,19 +100,22 @@ class VectorStore:
         name: str,
         ids: Sequence[str],
         vectors: np.ndarray,
-        documents: Sequence[str],
-        metadatas: Sequence[dict],
+        documents: Sequence[str] | None = None,
+        metadatas: Sequence[dict] | None = None,
     ) -> None:
+        """Write vectors in batches of Chroma's maximum size. The index passes ids and vectors
+        only: texts and metadata live in the catalog, and Chroma indexing documents (full-text)
+        and metadata would triple the cost of a write."""
         coll = self.collection(name, create=True)
         for start in range(0, len(ids), self.max_batch):
             end = start + self.max_batch
+            extra: dict = {}
+            if documents is not None:
+                extra["documents"] = list(documents[start:end])
+            if metadatas is not None:
+                extra["metadatas"] = list(metadatas[start:end])
             try:
-                coll.upsert(
-                    ids=list(ids[start:end]),
-                    embeddings=vectors[start:end],
-                    documents=list(documents[start:end]),
-                    metadatas=list(metadatas[start:end]),
-                )
+                coll.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end], **extra)
             except _chroma_errors() as exc:
                 raise VectorStoreError(f"writing to Chroma ({self.where}) failed: {exc}") from None
 

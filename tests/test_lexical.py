@@ -1,0 +1,70 @@
+"""The BM25 index beside Chroma: bm25s's scores, updated by delta, saved and loaded."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from rag_assistant.errors import IndexCorruptError
+from rag_assistant.lexical import COUNTS_FILE, LexicalIndex
+
+
+def test_scores_are_bm25_lucene_computed_by_hand():
+    index = LexicalIndex.build(["c1", "c2", "c3"], [["kv", "cache", "kv"], ["cache"], ["draft"]], 1)
+    # N = 3, avgdl = 5/3; kv: df 1, idf = ln(1 + 2.5 / 1.5); tf 2 in a 3-term chunk;
+    # k1 1.5, b 0.75: 0.98083 * 2 / (2 + 1.5 * (0.25 + 0.75 * 1.8)) = 0.44583
+    idf = math.log(1 + 2.5 / 1.5)
+    expected = idf * 2 / (2 + 1.5 * (0.25 + 0.75 * 3 / (5 / 3)))
+    [(chunk_id, score)] = index.search(["kv"], 5)
+    assert chunk_id == "c1"
+    assert score == pytest.approx(expected, rel=1e-6)
+    assert index.search(["unseen"], 5) == []
+    assert index.idf("kv") == pytest.approx(idf, rel=1e-6)
+
+
+def _corpus(n: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(60)]
+    ids = [f"p{i:04d}::h::0" for i in range(n)]
+    return ids, [[rng.choice(words) for _ in range(rng.randint(0, 12))] for _ in ids]
+
+
+def _all_scores(index: LexicalIndex, queries) -> list:
+    return [[(cid, round(s, 5)) for cid, s in index.search(q, 50)] for q in queries]
+
+
+def test_an_updated_index_is_the_index_built_in_one_go(tmp_path):
+    ids, terms = _corpus(200, seed=1)
+    queries = [["w1"], ["w2", "w3"], ["w59", "w0", "w7"]]
+    first = LexicalIndex.build(ids[:120], terms[:120], 1)
+    first.save(tmp_path / "g1")
+    removed = set(ids[:120:7])
+    updated = LexicalIndex.load(tmp_path / "g1").updated(
+        remove=removed, add=zip(ids[120:], terms[120:], strict=True), generation=2
+    )
+    kept = [i for i, cid in enumerate(ids) if cid not in removed]
+    direct = LexicalIndex.build([ids[i] for i in kept], [terms[i] for i in kept], 2)
+    assert updated.chunk_ids == direct.chunk_ids
+    assert _all_scores(updated, queries) == _all_scores(direct, queries)
+    assert updated.idf("w3") == pytest.approx(direct.idf("w3"))
+
+
+def test_saved_and_loaded(tmp_path):
+    ids, terms = _corpus(50, seed=2)
+    index = LexicalIndex.build(ids, terms, 4)
+    index.save(tmp_path / "g4")
+    loaded = LexicalIndex.load(tmp_path / "g4")
+    assert loaded.generation == 4 and loaded.chunk_ids == ids
+    assert _all_scores(loaded, [["w5"], ["w6", "w8"]]) == _all_scores(index, [["w5"], ["w6", "w8"]])
+
+
+def test_missing_term_counts_are_reported_not_guessed(tmp_path):
+    ids, terms = _corpus(20, seed=3)
+    LexicalIndex.build(ids, terms, 1).save(tmp_path / "g1")
+    (tmp_path / "g1" / COUNTS_FILE).unlink()
+    loaded = LexicalIndex.load(tmp_path / "g1")  # still searchable
+    assert loaded.search(["w1"], 3) == LexicalIndex.build(ids, terms, 1).search(["w1"], 3)
+    with pytest.raises(IndexCorruptError, match="no term counts"):
+        loaded.counts()
