@@ -586,7 +586,18 @@ class Index:
         titles = self.catalog.titles(sorted({r.paper_id for r in rows}))
         texts = [f"{titles.get(r.paper_id, '')}\n{r.text}" for r in rows]
         vectors = embedder.embed(texts, terms=[r.terms for r in rows])
-        self.vectors.upsert(collection, [r.chunk_id for r in rows], vectors)
+        # Chroma holds each chunk's text, title and paper id too, so a collection is usable on
+        # its own (by llama-index's ChromaVectorStore, say), not only through this index.
+        self.vectors.upsert(
+            collection,
+            [r.chunk_id for r in rows],
+            vectors,
+            documents=[r.text for r in rows],
+            metadatas=[
+                {"paper_id": r.paper_id, "title": titles.get(r.paper_id, ""), "ordinal": r.ordinal}
+                for r in rows
+            ],
+        )
 
     def _sync_lexical(self, progress: Progress) -> str:
         """The lexical index of the catalog's current generation: the previous one (the

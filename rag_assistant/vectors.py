@@ -103,9 +103,8 @@ class VectorStore:
         documents: Sequence[str] | None = None,
         metadatas: Sequence[dict] | None = None,
     ) -> None:
-        """Write vectors in batches of Chroma's maximum size. The index passes ids and vectors
-        only: texts and metadata live in the catalog, and Chroma indexing documents (full-text)
-        and metadata would triple the cost of a write."""
+        """Write vectors (with their chunk texts and metadata when given) in batches of
+        Chroma's maximum size."""
         coll = self.collection(name, create=True)
         for start in range(0, len(ids), self.max_batch):
             end = start + self.max_batch

@@ -137,7 +137,7 @@ def test_a_sentence_longer_than_a_chunk_is_cut_between_words():
 
 
 def test_an_abstract_within_the_budget_is_one_chunk_unchanged():
-    chunker = Chunker(ChunkingSettings())  # 256 tokens
+    chunker = Chunker(ChunkingSettings())  # the default chunk size
     paper = Paper(paper_id_for_title(ALPHA), ALPHA, ABSTRACTS[ALPHA])
     (chunk,) = chunker.chunks(paper)
     assert chunk.text == ABSTRACTS[ALPHA] and chunk.ordinal == 0
@@ -254,7 +254,7 @@ def test_prune_keeps_a_paper_another_file_still_holds(small, corpus_dir):
     [
         (
             {"embedding": {"dimensions": 128}},
-            "embedding lsa-tfidf-svd-256 (asked: lsa-tfidf-svd-128)",
+            "embedding lsa-tfidf-svd-384 (asked: lsa-tfidf-svd-128)",
         ),
         (
             {"chunking": {"chunk_size": 128, "chunk_overlap": 8}},

@@ -116,9 +116,12 @@ class ScriptedIndex:
         self.calls.append("lexical")
         return self.lexical[:n]
 
-    def dense_search(self, text, n):
+    def dense_search(self, text, n, extra_terms=()):
         self.calls.append("dense")
         return self.dense[:n]
+
+    def spelled_terms(self, terms):
+        return list(terms)
 
 
 def scripted(four, ids, **settings):
