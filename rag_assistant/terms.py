@@ -78,6 +78,19 @@ QUESTION_NOISE = frozenset(
     exist exists existing recent new main idea ideas kind kinds type types thing things one
     someone somebody anyone please compare comparison versus vs difference differ
     whats hows whos really actually basically simply anybody lot lots much many""".split()
+) | frozenset(
+    # The function words of scikit-learn's English list that our index keeps (it keeps them
+    # because abstracts use a few as content: "system", "first token", "two passes"); in a
+    # question they are how people talk ("everything else", "without breaking", "enough").
+    """across afterwards almost along already although always among amongst anyhow anything
+    anyway anywhere around became become becomes becoming beforehand behind beside besides
+    beyond cannot cant could couldnt either else elsewhere enough etc even ever every everyone
+    everything everywhere except get give go hence however indeed less might moreover mostly
+    must namely neither never nevertheless nobody none noone nothing nowhere often otherwise
+    perhaps per please put rather see seem seemed seeming seems several since somehow someone
+    something sometime sometimes somewhere still take thereby therefore though throughout thus
+    toward towards upon via whatever whenever whereas whereby wherever whether whoever whole
+    within without would yet""".split()
 )
 
 
@@ -116,10 +129,13 @@ def terms(text: str) -> list[str]:
 
 
 def query_terms(text: str) -> list[str]:
-    """The content terms of a question, question-noise words removed, repeats removed."""
+    """The content terms of a question, question-noise words removed (unless written as a
+    name: "LESS" is a method, "less" is not), repeats removed."""
+    named = {w for name in names(text) for w in _TOKEN.findall(normalize(name))}
     seen: dict[str, None] = {}
     for word in _TOKEN.findall(normalize(text)):
-        if word in STOPWORDS or word in QUESTION_NOISE or (len(word) < 2 and not word.isdigit()):
+        noise = word in QUESTION_NOISE and word not in named
+        if word in STOPWORDS or noise or (len(word) < 2 and not word.isdigit()):
             continue
         seen.setdefault(word if word[0].isdigit() else stem(word), None)
     return list(seen)

@@ -53,3 +53,12 @@ def test_a_misspelled_known_name_is_still_answered(assistant):
     answer = assistant.ask("What is HyperAtention and how fast is it?")
     assert not answer.refused
     assert answer.citations[0].title.startswith("HyperAttention")
+
+
+def test_filler_words_are_dropped_unless_written_as_a_name():
+    from rag_assistant.terms import query_terms
+
+    assert query_terms("Does everything else still run without the cache?") == ["run", "cach"]
+    # "LESS" is a method's name; "less" is a word
+    assert "less" in query_terms("What is LESS and how much data does it need?")
+    assert "less" not in query_terms("Does it need less data?")
