@@ -245,7 +245,7 @@ class Assistant:
                 self, question, standalone, sources, notices=notices, history=history, stream=stream
             )
             return
-        yield from self._offline_events(question, standalone, sources, notices)
+        yield from self._offline_events(question, standalone, sources, notices, history)
 
     def _standalone(self, question: str, history: list[object]) -> tuple[str, list[str]]:
         """The question to search for, and the papers the previous turn cited."""
@@ -273,9 +273,23 @@ class Assistant:
         )
 
     def _offline_events(
-        self, question: str, standalone: str, sources: list[Source], notices: list[str]
+        self,
+        question: str,
+        standalone: str,
+        sources: list[Source],
+        notices: list[str],
+        history: Sequence[object] = (),
     ) -> Iterator[Event]:
-        extract = self.offline_answerer().answer(standalone, sources)
+        follow_up = standalone != question
+        previous = history[-1] if history else None
+        quoted = (
+            [c.text for c in previous.answer.claims]
+            if follow_up and isinstance(previous, Turn)
+            else []
+        )
+        extract = self.offline_answerer().answer(
+            standalone, sources, focus=question if follow_up else None, avoid=quoted
+        )
         text, citations, warnings = resolve(extract.text, sources)
         reason = self._offline_reason()
         notices = [f"{OFFLINE_NOTICE} ({reason})" if reason else OFFLINE_NOTICE, *notices]

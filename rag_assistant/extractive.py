@@ -114,7 +114,18 @@ class ExtractiveAnswerer:
                 unknown.append(name)
         return unknown
 
-    def answer(self, question: str, sources: Sequence[Source]) -> Extract:
+    def answer(
+        self,
+        question: str,
+        sources: Sequence[Source],
+        *,
+        focus: str | None = None,
+        avoid: Sequence[str] = (),
+    ) -> Extract:
+        """Quote the sentences of ``sources`` that answer ``question``. For a follow-up,
+        ``question`` is the standalone one (it decides evidence and relevant papers), ``focus``
+        the message as asked (what the sentences must answer now) and ``avoid`` the sentences
+        the previous answer already quoted."""
         qterms = self.question_terms(question)
         best, per_source = self.evidence(question, sources)
         # Sentences about neighbouring papers would answer a question about something else.
@@ -128,6 +139,10 @@ class ExtractiveAnswerer:
         ][: self.max_papers]
         total_idf = sum(self.idf(t) for t in qterms) or 1.0
         alternates = expand(question).alternates
+        fterms = self.question_terms(focus) if focus else []
+        focus_idf = sum(self.idf(t) for t in fterms) or 1.0
+        f_alternates = expand(focus).alternates if focus else {}
+        quoted = {_key(a) for a in avoid}
         candidates: list[Picked] = []
         for i in relevant:
             source = sources[i]
@@ -146,6 +161,13 @@ class ExtractiveAnswerer:
                     sum(self.idf(t) for t in qterms if t in title_terms and t not in s_terms)
                     / total_idf
                 )
+                if fterms:
+                    # A follow-up asks something new of the same papers.
+                    lexical = 0.3 * lexical + 0.7 * (
+                        sum(self.idf(t) for t in fterms if _found(t, s_terms, f_alternates))
+                        / focus_idf
+                    )
+                repeat = -0.5 if _key(sentence) in quoted else 0.0
                 cue = 0.1 if _CUES.search(sentence) else 0.0
                 background = -0.08 if _BACKGROUND.match(sentence) else 0.0
                 length = -0.1 if len(sentence) > 450 else 0.0
@@ -156,6 +178,7 @@ class ExtractiveAnswerer:
                     + cue
                     + background
                     + length
+                    + repeat
                 )
                 candidates.append(Picked(i, pos, sentence, score))
 
@@ -203,6 +226,10 @@ def _found(term: str, text_terms: set[str], alternates: dict[str, set[str]] | No
     if term in text_terms:
         return True
     return bool(alternates and alternates.get(term, set()) & text_terms)
+
+
+def _key(sentence: str) -> str:
+    return " ".join(re.sub(r"\[\d+\]", " ", sentence).split()).lower()
 
 
 def _similar(a: str, b: str) -> bool:

@@ -62,3 +62,15 @@ def test_filler_words_are_dropped_unless_written_as_a_name():
     # "LESS" is a method's name; "less" is a word
     assert "less" in query_terms("What is LESS and how much data does it need?")
     assert "less" not in query_terms("Does it need less data?")
+
+
+def test_a_follow_up_quotes_what_it_asks_not_the_previous_answer_again(assistant):
+    chat = assistant.conversation()
+    first = chat.ask("How does SnapKV compress the KV cache?")
+    follow = chat.ask("How much faster does it make generation, and on what hardware?")
+    assert first.citations[0].title.startswith("SnapKV")
+    assert follow.citations[0].title.startswith("SnapKV")
+    said_before = {c.text for c in first.claims}
+    assert not said_before & {c.text for c in follow.claims}
+    snapkv = [c.text for c in follow.claims if 1 in c.citations]
+    assert any("3.6x" in text for text in snapkv), snapkv
