@@ -600,6 +600,9 @@ def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
         except json.JSONDecodeError as exc:
             yield first[0] + exc.lineno - 1, exc
             return
+        except (RecursionError, ValueError) as exc:  # nesting, or an over-long integer
+            yield first[0], ValueError(_json_limit_reason(exc))
+            return
         if not isinstance(data, list):
             yield first[0], ValueError("a JSON file must hold an array of records or JSON lines")
             return
@@ -615,8 +618,15 @@ def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
             yield lineno, json.loads(line.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
             yield lineno, exc
-        except RecursionError:
-            yield lineno, ValueError("JSON nested too deeply")
+        except (RecursionError, ValueError) as exc:
+            yield lineno, ValueError(_json_limit_reason(exc))
+
+
+def _json_limit_reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    # int('9' * 5000) hits Python's limit on integer digits (sys.set_int_max_str_digits)
+    return f"a JSON value is out of bounds ({exc})"
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, object | Exception]]:

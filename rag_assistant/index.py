@@ -222,8 +222,18 @@ class Index:
 
     def is_empty(self) -> bool:
         if not self.has_catalog():
+            self._require_catalog()
             return True
         return self.catalog.counts()[0] == 0
+
+    def _require_catalog(self) -> None:
+        """Raise when a manifest names an index whose catalog is gone: treating it as empty
+        would fill it with the bundled corpus, or fail later on a misleading mismatch."""
+        if not self.has_catalog() and self.manifest_path.exists():
+            raise IndexCorruptError(
+                f"the catalog {self.home / CATALOG} is missing; run `rag-assistant index "
+                "rebuild` (re-reads the source files the manifest lists)"
+            )
 
     def lexical(self) -> LexicalIndex:
         manifest = self.manifest()
@@ -426,6 +436,7 @@ class Index:
 
     def _begin_write(self) -> None:
         """Check settings against what the index was built with; record them when new."""
+        self._require_catalog()
         identity = self._catalog_identity()
         manifest_identity = None
         with contextlib.suppress(IndexCorruptError):
@@ -764,7 +775,13 @@ class Index:
         problems: list[Problem] = []
         if not self.has_catalog():
             if self.manifest_path.exists():
-                problems.append(Problem("catalog", f"{self.home / CATALOG} is missing", False))
+                problems.append(
+                    Problem(
+                        "catalog",
+                        f"{self.home / CATALOG} is missing; run `rag-assistant index rebuild`",
+                        False,
+                    )
+                )
             return problems
         bad = self.catalog.integrity_problems()
         if bad:
@@ -776,7 +793,7 @@ class Index:
             problems.append(Problem("manifest", str(exc)))
             manifest = None
         papers, _ = self.catalog.counts()
-        if manifest is None and papers:
+        if manifest is None and papers and not self.manifest_path.exists():
             problems.append(Problem("manifest", f"{self.manifest_path} is missing"))
         if manifest is not None:
             try:
