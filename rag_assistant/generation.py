@@ -9,6 +9,7 @@ into papers from the index, so a title the model writes is never shown as a cita
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,8 +43,17 @@ class Context:
     tokens: int
 
 
+_FENCE_TAG = re.compile(r"<(\s*/?\s*sources\s*)>", re.IGNORECASE)
+
+
+def _unfenced(text: str) -> str:
+    """``text`` with look-alikes of the prompt's ``<sources>`` tags defused, so an abstract
+    cannot close the fence and pose as instructions after it."""
+    return _FENCE_TAG.sub(r"‹\1›", text)
+
+
 def format_source(number: int, source: Source) -> str:
-    return f"[{number}] Title: {source.title}\n{source.text.strip()}"
+    return f"[{number}] Title: {_unfenced(source.title)}\n{_unfenced(source.text.strip())}"
 
 
 def build_context(sources: Sequence[Source], budget: int, encoding_name: str) -> Context:

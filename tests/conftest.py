@@ -53,3 +53,15 @@ def assistant(home) -> Assistant:
 def empty_assistant(tmp_path) -> Assistant:
     """An offline assistant over an empty index that will not ingest the bundled corpus."""
     return Assistant(Settings(home=tmp_path / "empty", auto_ingest_bundled=False))
+
+
+@pytest.fixture(scope="session")
+def say(request):
+    """say(line): write a measured figure to the terminal past pytest's output capture."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n{line}")
+
+    return write

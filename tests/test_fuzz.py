@@ -41,15 +41,10 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def report_counts(request):
+def report_counts(say):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = "fuzzed inputs: " + ", ".join(f"{k} {v}" for k, v in sorted(FUZZED.items()))
-    line += f" (total {sum(FUZZED.values())})"
-    if reporter is not None:
-        reporter.write_line("\n" + line)
-    else:
-        print(line)
+    say(line + f" (total {sum(FUZZED.values())})")
 
 
 def parse(name: str, data: bytes, *, strict: bool = True) -> list:
