@@ -10,7 +10,6 @@ inputs fuzzed is written to the terminal at the end of the module.
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import json
 import re
@@ -70,16 +69,54 @@ def parse(name: str, data: bytes, *, strict: bool = True) -> list:
 # --- strategies ---------------------------------------------------------------------------
 
 NASTY_CHARS = st.sampled_from(
-    ["\x00", "\r", "\n", "\r\n", "\t", "\x0b", "\x0c", "\x1b[31m", "\u2028", "\u200b", "\ufeff",
-     "\ud7ff", "\U0001f600", "é", "\\", '"', ",", "[", "{", "}", "]", "\\textbf{", "$", "%"]
+    [
+        "\x00",
+        "\r",
+        "\n",
+        "\r\n",
+        "\t",
+        "\x0b",
+        "\x0c",
+        "\x1b[31m",
+        "\u2028",
+        "\u200b",
+        "\ufeff",
+        "\ud7ff",
+        "\U0001f600",
+        "é",
+        "\\",
+        '"',
+        ",",
+        "[",
+        "{",
+        "}",
+        "]",
+        "\\textbf{",
+        "$",
+        "%",
+    ]
 )
 NOISE_LINES = st.sampled_from(
-    ["new", "Subscribe", "Daily Papers", "Mar 18", "Published on Jan 3, 2024", "Upvote", "42",
-     "---", "", " ", "SubscribeGet trending papers in your email inbox!", "•••"]
+    [
+        "new",
+        "Subscribe",
+        "Daily Papers",
+        "Mar 18",
+        "Published on Jan 3, 2024",
+        "Upvote",
+        "42",
+        "---",
+        "",
+        " ",
+        "SubscribeGet trending papers in your email inbox!",
+        "•••",
+    ]
 )
 WORDS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 TEXT = st.lists(st.one_of(WORDS, NASTY_CHARS), max_size=30).map("".join)
-LONG_LINE = st.builds(lambda c, n: c * n, st.sampled_from(["a", "é ", "x y ", "!"]), st.integers(300, 5000))
+LONG_LINE = st.builds(
+    lambda c, n: c * n, st.sampled_from(["a", "é ", "x y ", "!"]), st.integers(300, 5000)
+)
 
 
 def encodings(text: str) -> st.SearchStrategy[bytes]:
@@ -113,8 +150,18 @@ JSON_VALUE = st.recursive(
     max_leaves=12,
 )
 FIELDS = st.sampled_from(
-    ["title", "abstract", "authors", "authors_parsed", "categories", "id", "update_date",
-     "date", "url", "TITLE"]
+    [
+        "title",
+        "abstract",
+        "authors",
+        "authors_parsed",
+        "categories",
+        "id",
+        "update_date",
+        "date",
+        "url",
+        "TITLE",
+    ]
 )
 RECORD = st.dictionaries(FIELDS, JSON_VALUE, max_size=8)
 HOSTILE_JSON_LINES = st.sampled_from(
@@ -152,9 +199,13 @@ def csv_text(header: list[str], rows: list[list[str]], delimiter: str) -> str:
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=2000), MIXED_BYTES), name=st.sampled_from(
-    ["f.txt", "f.md", "f.jsonl", "f.json", "f.csv", "f.tsv", "f.txt.gz", "f.jsonl.gz"]
-), strict=st.booleans())
+@given(
+    data=st.one_of(st.binary(max_size=2000), MIXED_BYTES),
+    name=st.sampled_from(
+        ["f.txt", "f.md", "f.jsonl", "f.json", "f.csv", "f.tsv", "f.txt.gz", "f.jsonl.gz"]
+    ),
+    strict=st.booleans(),
+)
 def test_random_bytes_raise_only_project_errors(data, name, strict):
     parse(name, data, strict=strict)
 
@@ -177,13 +228,18 @@ def test_json_records_raise_only_project_errors(records, extra, strict, as_array
         body = "[" + ",".join(json.dumps(r) for r in records) + "]"
         parse("records.json", body.encode("utf-8", "surrogatepass") + "".join(extra).encode())
     else:
-        parse("records.jsonl", json_lines(records, extra).encode("utf-8", "surrogatepass"), strict=strict)
+        parse(
+            "records.jsonl",
+            json_lines(records, extra).encode("utf-8", "surrogatepass"),
+            strict=strict,
+        )
 
 
 @FUZZ
 @given(
-    header=st.lists(st.one_of(st.sampled_from(["title", "abstract", "authors", "url"]), WORDS),
-                    max_size=6),
+    header=st.lists(
+        st.one_of(st.sampled_from(["title", "abstract", "authors", "url"]), WORDS), max_size=6
+    ),
     rows=st.lists(st.lists(CELL, max_size=7), max_size=6),
     delimiter=st.sampled_from([",", "\t"]),
     strict=st.booleans(),
@@ -199,7 +255,9 @@ def test_gzip_of_hostile_text_is_read_or_refused():
     """A valid .gz around noise, and a truncated one: read, or a project error."""
     body = ("Subscribe\n" * 50 + "x" * 400 + "\n").encode()
     assert parse("noise.txt.gz", gzip.compress(body)) == []
-    assert parse("cut.jsonl.gz", gzip.compress(b'{"title": "a", "abstract": "b"}\n' * 50)[:40]) == []
+    assert (
+        parse("cut.jsonl.gz", gzip.compress(b'{"title": "a", "abstract": "b"}\n' * 50)[:40]) == []
+    )
 
 
 def test_listing_of_only_noise_lines_names_the_problem():
@@ -263,7 +321,11 @@ def test_ten_megabyte_abstract_is_cut_when_read(kind, tmp_path):
     assert paper.title == TITLE
     assert 19_000 < len(paper.abstract) <= 20_000  # the default limit, cut at a word
     assert paper.abstract.startswith("attention attention") and paper.abstract.endswith("n")
-    assert [w for w in log.warnings if re.search(r"abstract of 10,48\d,\d{3} characters cut to 20,000", w)]
+    assert [
+        w
+        for w in log.warnings
+        if re.search(r"abstract of 10,48\d,\d{3} characters cut to 20,000", w)
+    ]
 
 
 def test_ten_megabyte_abstract_is_ingested_cut_and_retrievable(tmp_path):

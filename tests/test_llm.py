@@ -9,15 +9,14 @@ import json
 import logging
 import re
 import subprocess
-import threading
 import sys
+import threading
 
 import pytest
 from openai_server import OpenAIServer, Reply
 
 from rag_assistant import Assistant
 from rag_assistant.answers import REFUSAL, Final, Status, TextDelta
-from rag_assistant.llm import Completion, UsageReport
 from rag_assistant.errors import (
     LLMAuthenticationError,
     LLMRateLimitError,
@@ -25,6 +24,7 @@ from rag_assistant.errors import (
     LLMTimeoutError,
     LLMUnavailableError,
 )
+from rag_assistant.llm import Completion, UsageReport
 from rag_assistant.settings import Settings
 
 QUESTION = "How does HyperAttention make long-context attention faster?"

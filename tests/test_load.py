@@ -50,9 +50,7 @@ def test_fifty_concurrent_questions_get_the_sequential_answers(
     for question, answer, _ in results:
         reference = alone[question]
         assert answer.text == reference.text
-        assert [c.to_dict() for c in answer.citations] == [
-            c.to_dict() for c in reference.citations
-        ]
+        assert [c.to_dict() for c in answer.citations] == [c.to_dict() for c in reference.citations]
         assert answer.refused == reference.refused
         assert [s.paper_id for s in answer.sources] == [s.paper_id for s in reference.sources]
 
