@@ -621,6 +621,7 @@ def test_eval_with_the_llm_judge_over_http_reports_parse_failures(home, tmp_path
     try:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         monkeypatch.setenv("RAG_ASSISTANT_OPENAI__MAX_RETRIES", "0")
+        monkeypatch.chdir(tmp_path)  # not the checkout: its eval/thresholds.json is for qa.jsonl
         out = tmp_path / "run"
         args = ["eval", "--qa", str(QA_SMALL), "--home", str(home), "--out", str(out)]
         assert cli.main([*args, "--judge", "openai", "--llm", "offline"]) == 0
