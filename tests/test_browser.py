@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from hostile import EVIL_ABSTRACT, EVIL_TITLE, HYPER, QUESTION
 
 from rag_assistant import Assistant
 from rag_assistant.settings import Settings
@@ -30,16 +31,6 @@ ARGS = [
     "--no-first-run",
 ]
 OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
-
-HYPER = "HyperAttention: Long-context Attention in Near-Linear Time"
-QUESTION = "What is HyperAttention and how fast is it?"
-EVIL_TITLE = "Quokka Sorting <script>window.__xss=1</script> for Marsupials"
-EVIL_ABSTRACT = (
-    "Quokka sorting arranges marsupials by height in linear time. "
-    '<img src=x onerror="window.__xss=2"> Quokka sorting is [stable](javascript:window.__xss=3) '
-    "and needs no extra memory. <script>window.__xss=4</script> Quokka sorting beats bubble "
-    "sort on every marsupial benchmark."
-)
 
 
 def free_port() -> int:

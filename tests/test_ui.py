@@ -18,30 +18,13 @@ import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AuthenticationError
+from hostile import EVIL_TITLE, HYPER, QUESTION, write_evil_paper
 
 from rag_assistant import REFUSAL, Assistant
 from rag_assistant.errors import ConfigurationError, LLMUnavailableError
 from rag_assistant.llm import Completion, UsageReport
 from rag_assistant.settings import Settings
 from rag_assistant.ui import ChatUI, evidence_html, h, md_text, parse_auth, serve
-
-HYPER = "HyperAttention: Long-context Attention in Near-Linear Time"
-QUESTION = "What is HyperAttention and how fast is it?"
-EVIL_TITLE = "Quokka Sorting <script>window.__xss=1</script> for Marsupials"
-EVIL_ABSTRACT = (
-    "Quokka sorting arranges marsupials by height in linear time. "
-    '<img src=x onerror="window.__xss=2"> Quokka sorting is [stable](javascript:window.__xss=3) '
-    "and needs no extra memory. <script>window.__xss=4</script> Quokka sorting beats bubble "
-    "sort on every marsupial benchmark."
-)
-
-
-def write_evil_paper(folder: Path) -> Path:
-    """A paper whose title and abstract try to run script in the page."""
-    path = folder / "evil.jsonl"
-    record = {"title": EVIL_TITLE, "abstract": EVIL_ABSTRACT, "url": "javascript:window.__xss=5"}
-    path.write_text(json.dumps(record) + "\n")
-    return path
 
 
 class ScriptedModel:
