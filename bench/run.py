@@ -1,0 +1,699 @@
+"""Speed and scale of rag-assistant, measured: ingest throughput, warm query latency, cold
+start, peak memory and index size at several corpus sizes — beside the least work retrieval
+can do (bare bm25s plus a NumPy brute-force dot product over the same vectors) and beside the
+pipeline a user would otherwise build (LlamaIndex's ``VectorStoreIndex`` over
+``ChromaVectorStore`` with the same embeddings).
+
+    python bench/run.py                                   # bundled, 10,000 and 100,000 papers
+    python bench/run.py --quick                           # bundled and 10,000, 50 questions
+    python bench/run.py --sizes 200 --questions 5         # a smoke run (seconds)
+
+The LlamaIndex peer ingests at under 100 papers/s, so by default it runs at the sizes of
+``--peer-sizes`` (bundled and 10,000); ``--peer-sizes all`` adds it at 100,000 (about 20
+minutes more).
+
+Needs the bench extra (``pip install -e ".[bench]"``) for the peer. Synthetic corpora are
+generated from the bundled one (``bench/synth.py``; arXiv-snapshot JSON lines) into the work
+directory and reused when it is kept (``--workdir``). Every measurement runs in a fresh child
+process, so imports are cold where they should be and each peak RSS is that step's own. The
+table is printed and written as JSON to ``bench/results/<timestamp>.json``. Offline
+throughout: no key, no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+TARGETS = {
+    "help_s": 0.5,
+    "ask_ms_bundled": 25.0,
+    "ask_ms_100k": 60.0,
+    "retrieve_floor_ratio_100k": 5.0,
+    "ingest_papers_per_s_100k": 500.0,
+    "ingest_rss_mib_100k": 1536.0,
+}
+INCREMENTAL_PAPERS = 10
+CANDIDATES = 40  # chunks each retriever hands to fusion (RetrievalSettings.candidates)
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "p95": p95,
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
+
+
+def _clean_env() -> dict:
+    """The environment of a user with no key and no rag-assistant variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_", "TIKTOKEN"))}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+# --- child tasks (each in its own process) ---------------------------------------------
+
+
+def task_ingest(args: dict) -> dict:
+    from rag_assistant import Assistant
+    from rag_assistant.settings import Settings
+
+    assistant = Assistant(Settings(home=args["home"], auto_ingest_bundled=False))
+    started = time.perf_counter()
+    report = assistant.ingest(args["paths"])
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "papers": report.papers,
+        "chunks": report.chunks,
+        "added": report.added,
+        "embedded": report.embedded,
+        "refitted": report.refitted,
+        "stages": report.stages,
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
+def task_query(args: dict) -> dict:
+    import numpy as np
+
+    from rag_assistant import Assistant
+    from rag_assistant.settings import Settings
+    from rag_assistant.terms import query_terms
+
+    questions = args["questions"]
+    assistant = Assistant(Settings(home=args["home"], answer={"llm": "offline"}))
+    for q in questions[:5]:  # warm: models, caches, connections
+        assistant.ask(q)
+    retrieve_ms, ask_ms, refused = [], [], 0
+    for q in questions:
+        t = time.perf_counter()
+        assistant.retrieve(q)
+        retrieve_ms.append((time.perf_counter() - t) * 1000)
+    for q in questions:
+        t = time.perf_counter()
+        answer = assistant.ask(q)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+        refused += answer.refused
+    ours_rss = _maxrss_mib()
+
+    # The floor: bare bm25s over the same terms, NumPy brute force over the same vectors.
+    import bm25s
+
+    index = assistant.index
+    started = time.perf_counter()
+    ids, term_lists = [], []
+    for chunk_id, terms in index.catalog.iter_terms():
+        ids.append(chunk_id)
+        term_lists.append(terms)
+    floor_bm25 = bm25s.BM25()
+    floor_bm25.index(term_lists, show_progress=False)
+    bm25_build_s = time.perf_counter() - started
+    del term_lists
+    collection = index.vectors.collection(index.manifest()["chroma"]["collection"])
+    row = {cid: i for i, cid in enumerate(ids)}
+    matrix = np.zeros((len(ids), index.embedder().dimensions), np.float32)
+    offset = 0
+    while True:
+        page = collection.get(include=["embeddings"], limit=5000, offset=offset)
+        for cid, vector in zip(page["ids"], page["embeddings"], strict=True):
+            matrix[row[cid]] = vector
+        if len(page["ids"]) < 5000:
+            break
+        offset += 5000
+    embedder = index.embedder()
+    floor_ms, prep_ms, bm25_ms, dot_ms = [], [], [], []
+    k = min(CANDIDATES, len(ids))
+    for q in questions:
+        t0 = time.perf_counter()
+        terms = query_terms(q)
+        vector = embedder.embed_query(q)
+        t1 = time.perf_counter()
+        known = [t for t in terms if t in floor_bm25.vocab_dict]
+        if known:
+            scores = floor_bm25.get_scores(known)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top[np.argsort(-scores[top])]
+        t2 = time.perf_counter()
+        sims = matrix @ vector
+        top = np.argpartition(-sims, k - 1)[:k]
+        top[np.argsort(-sims[top])]
+        t3 = time.perf_counter()
+        prep_ms.append((t1 - t0) * 1000)
+        bm25_ms.append((t2 - t1) * 1000)
+        dot_ms.append((t3 - t2) * 1000)
+        floor_ms.append((t3 - t0) * 1000)
+    return {
+        "retrieve_ms": retrieve_ms,
+        "ask_ms": ask_ms,
+        "refused": refused,
+        "maxrss_mib": ours_rss,
+        "floor": {
+            "ms": floor_ms,
+            "query_analysis_and_embedding_ms": prep_ms,
+            "bm25_ms": bm25_ms,
+            "dot_ms": dot_ms,
+            "bm25_build_s": bm25_build_s,
+            "chunks": len(ids),
+        },
+    }
+
+
+def task_peer(args: dict) -> dict:
+    """LlamaIndex's tutorial pipeline: Documents -> SentenceSplitter -> VectorStoreIndex over
+    ChromaVectorStore, with our LSA embedder wrapped as a BaseEmbedding (the same vectors)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.node_parser import SentenceSplitter
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+    from pydantic import PrivateAttr
+
+    from rag_assistant import corpus
+    from rag_assistant.embeddings import LSAEmbedder
+
+    home = Path(args["home"])
+    manifest = json.loads((home / "manifest.json").read_text())
+    lsa = LSAEmbedder.load(home / manifest["dense_model"])
+
+    class LSAEmbedding(BaseEmbedding):
+        _lsa: LSAEmbedder = PrivateAttr()
+
+        def __init__(self, model: LSAEmbedder) -> None:
+            super().__init__(model_name="lsa")
+            self._lsa = model
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._lsa.embed_query(query).tolist()
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._lsa.embed([text])[0].tolist()
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._lsa.embed(texts).tolist()
+
+    started = time.perf_counter()
+    documents = []
+    for path in args["paths"]:
+        if Path(path).is_dir():  # listing pages: the user needs a parser; ours is given
+            for paper in corpus.parse_paths([path]).papers.values():
+                documents.append(Document(text=paper.abstract, metadata={"title": paper.title}))
+            continue
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                documents.append(
+                    Document(
+                        text=" ".join(record["abstract"].split()),
+                        metadata={"title": " ".join(record["title"].split())},
+                    )
+                )
+    client = chromadb.PersistentClient(
+        path=args["chroma"], settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    collection = client.get_or_create_collection("peer", embedding_function=None)
+    storage = StorageContext.from_defaults(
+        vector_store=ChromaVectorStore(chroma_collection=collection)
+    )
+    index = VectorStoreIndex.from_documents(
+        documents,
+        storage_context=storage,
+        embed_model=LSAEmbedding(lsa),
+        transformations=[SentenceSplitter(chunk_size=256, chunk_overlap=32)],
+    )
+    ingest_s = time.perf_counter() - started
+    nodes = collection.count()
+    retriever = index.as_retriever(similarity_top_k=5)
+    for q in args["questions"][:5]:
+        retriever.retrieve(q)
+    query_ms = []
+    for q in args["questions"]:
+        t = time.perf_counter()
+        retriever.retrieve(q)
+        query_ms.append((time.perf_counter() - t) * 1000)
+    return {
+        "ingest_s": ingest_s,
+        "papers": len(documents),
+        "nodes": nodes,
+        "query_ms": query_ms,
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
+TASKS = {"ingest": task_ingest, "query": task_query, "peer": task_peer}
+
+
+def child(task: str, args: dict, *, timeout: float = 7200) -> dict:
+    """Run ``task`` in a fresh interpreter; its result comes back as JSON on stdout."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(args, handle)
+    try:
+        result = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "_child", task, handle.name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_env(),
+        )
+    finally:
+        os.unlink(handle.name)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench task {task} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- the orchestration ---------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    versions = {}
+    for name in (
+        "rag-assistant",
+        "chromadb",
+        "llama-index-core",
+        "llama-index-vector-stores-chroma",
+        "bm25s",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "tiktoken",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(memory / 2**30, 1),
+        "cpu": cpu,
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def _du(path: Path) -> dict:
+    sizes: dict[str, int] = {}
+    total = 0
+    for f in path.rglob("*"):
+        if f.is_file():
+            size = f.stat().st_size
+            total += size
+            part = f.relative_to(path).parts[0]
+            sizes[part] = sizes.get(part, 0) + size
+    return {
+        "total_mib": total / 2**20,
+        "parts_mib": {k: v / 2**20 for k, v in sorted(sizes.items())},
+    }
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).parent / "rag-assistant"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "rag_assistant.cli"]
+
+
+def _wall(command: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, env=_clean_env())
+        times.append(time.perf_counter() - t)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
+    return times
+
+
+def corpus_for(size: str, workdir: Path, n_questions: int, seed: int):
+    """(paths, paper count, questions, incremental file) for a size."""
+    import synth
+
+    from rag_assistant import corpus
+
+    generator = None
+    if size == "bundled":
+        papers = sorted(
+            corpus.parse_paths([corpus.bundled_corpus_dir()]).papers.values(),
+            key=lambda p: p.paper_id,
+        )
+        paths = [str(corpus.bundled_corpus_dir())]
+        picked = [(p.paper_id, p.title, p.abstract) for p in papers]
+        n = len(papers)
+    else:
+        n = int(size)
+        path = workdir / f"arxiv-synthetic-{n}-seed{seed}.json"
+        if not path.exists():
+            _log(f"generating {n:,} synthetic abstracts -> {path}")
+            generator = synth.Generator(seed)
+            generator.write(path, n)
+        paths = [str(path)]
+        picked = synth.sample_for_questions(path, n, n_questions, seed=seed)
+    questions = [q.text for q in synth.questions_for(picked, n_questions, seed=seed)]
+    extra = workdir / f"arxiv-synthetic-extra-{size}-seed{seed}.json"
+    (generator or synth.Generator(seed)).write(extra, INCREMENTAL_PAPERS, start=10_000_000)
+    return paths, n, questions, extra
+
+
+def run_size(size: str, opts, workdir: Path) -> dict:
+    paths, _, questions, extra = corpus_for(size, workdir, opts.questions, opts.seed)
+    home = workdir / f"home-{size}"
+    shutil.rmtree(home, ignore_errors=True)
+    out: dict = {"size": size, "questions": len(questions)}
+
+    _log(f"[{size}] ingest")
+    out["ingest"] = child("ingest", {"home": str(home), "paths": paths})
+    out["index_size"] = _du(home)
+    _log(f"[{size}] incremental ingest of {INCREMENTAL_PAPERS} papers")
+    out["incremental"] = child("ingest", {"home": str(home), "paths": [str(extra)]})
+
+    _log(f"[{size}] warm retrieve / ask / floor over {len(questions)} questions")
+    out["query"] = child("query", {"home": str(home), "questions": questions})
+
+    _log(f"[{size}] cold `rag-assistant ask` x{opts.cold_runs}")
+    cold = []
+    for q in questions[: opts.cold_runs]:
+        cold += _wall(
+            [*_cli(), "ask", "--home", str(home), "--llm", "offline", "--no-stream", q], 1
+        )
+    out["cold_ask_s"] = cold
+
+    if opts.peer and (opts.peer_sizes == "all" or size in opts.peer_sizes.split(",")):
+        _log(f"[{size}] peer: LlamaIndex VectorStoreIndex over ChromaVectorStore")
+        peer_chroma = workdir / f"peer-{size}"
+        shutil.rmtree(peer_chroma, ignore_errors=True)
+        out["peer"] = child(
+            "peer",
+            {"home": str(home), "paths": paths, "questions": questions, "chroma": str(peer_chroma)},
+        )
+        out["peer"]["index_size_mib"] = _du(peer_chroma)["total_mib"]
+        if not opts.keep:
+            shutil.rmtree(peer_chroma, ignore_errors=True)
+    if not opts.keep:
+        shutil.rmtree(home, ignore_errors=True)
+    return out
+
+
+def summarize(results: dict) -> dict:
+    """Per size: the numbers of the table."""
+    rows = []
+    for r in results["sizes"]:
+        ing, q = r["ingest"], r["query"]
+        retrieve, ask, floor = (
+            _stats(q["retrieve_ms"]),
+            _stats(q["ask_ms"]),
+            _stats(q["floor"]["ms"]),
+        )
+        row = {
+            "size": r["size"],
+            "papers": ing["papers"],
+            "chunks": ing["chunks"],
+            "ingest_s": ing["seconds"],
+            "papers_per_s": ing["papers"] / ing["seconds"],
+            "chunks_per_s": ing["chunks"] / ing["seconds"],
+            "ingest_stages_s": ing["stages"],
+            "ingest_rss_mib": ing["maxrss_mib"],
+            "incremental_s": r["incremental"]["seconds"],
+            "incremental_embedded": r["incremental"]["embedded"],
+            "incremental_refitted": r["incremental"]["refitted"],
+            "index_mib": r["index_size"]["total_mib"],
+            "index_parts_mib": r["index_size"]["parts_mib"],
+            "retrieve_ms": retrieve,
+            "ask_ms": ask,
+            "refused": q["refused"],
+            "query_rss_mib": q["maxrss_mib"],
+            "floor_ms": floor,
+            "floor_parts_ms": {
+                "analysis+embedding": _stats(q["floor"]["query_analysis_and_embedding_ms"])[
+                    "median"
+                ],
+                "bm25s": _stats(q["floor"]["bm25_ms"])["median"],
+                "numpy_dot": _stats(q["floor"]["dot_ms"])["median"],
+            },
+            "retrieve_over_floor": retrieve["median"] / floor["median"],
+            "retrieve_over_floor_p95": retrieve["p95"] / floor["p95"],
+            "cold_ask_s": _stats(r["cold_ask_s"]),
+        }
+        if "peer" in r:
+            p = r["peer"]
+            row["peer"] = {
+                "ingest_s": p["ingest_s"],
+                "papers_per_s": p["papers"] / p["ingest_s"],
+                "nodes": p["nodes"],
+                "query_ms": _stats(p["query_ms"]),
+                "rss_mib": p["maxrss_mib"],
+                "index_mib": p["index_size_mib"],
+            }
+        rows.append(row)
+    return {"rows": rows, "help_s": _stats(results["help_s"])}
+
+
+def targets(summary: dict) -> list[dict]:
+    """Each target of issue 6 with the measured value, where this run measured it."""
+    by_size = {r["size"]: r for r in summary["rows"]}
+    checks = [("`--help` wall time (median)", summary["help_s"]["median"], TARGETS["help_s"], "s")]
+    if "bundled" in by_size:
+        checks.append(
+            (
+                "warm ask median, bundled",
+                by_size["bundled"]["ask_ms"]["median"],
+                TARGETS["ask_ms_bundled"],
+                "ms",
+            )
+        )
+    if "100000" in by_size:
+        r = by_size["100000"]
+        checks += [
+            ("warm ask median, 100k", r["ask_ms"]["median"], TARGETS["ask_ms_100k"], "ms"),
+            (
+                "retrieve / floor (median), 100k",
+                r["retrieve_over_floor"],
+                TARGETS["retrieve_floor_ratio_100k"],
+                "x",
+            ),
+            ("ingest peak RSS, 100k", r["ingest_rss_mib"], TARGETS["ingest_rss_mib_100k"], "MiB"),
+        ]
+        checks.append(
+            (
+                "ingest throughput, 100k",
+                r["papers_per_s"],
+                TARGETS["ingest_papers_per_s_100k"],
+                "papers/s",
+            )
+        )
+    out = []
+    for name, value, target, unit in checks:
+        higher_is_better = unit == "papers/s"
+        met = value >= target if higher_is_better else value <= target
+        out.append({"target": name, "value": value, "limit": target, "unit": unit, "met": met})
+    return out
+
+
+def render(results: dict) -> str:
+    s, m = results["summary"], results["machine"]
+    lines = [
+        f"machine: {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB, "
+        f"{m['cpu']}; "
+        f"Python {m['python']}",
+        f"load average (1 min) at start {m['load_average_at_start'][0]:.2f}, at end "
+        f"{m['load_average_at_end'][0]:.2f}: the cores are shared, so times are noisy",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"questions per size: {results['options']['questions']}; times: median / p95",
+        "",
+    ]
+
+    def fmt(st: dict, scale: float = 1.0, digits: int = 1) -> str:
+        return f"{st['median'] * scale:.{digits}f} / {st['p95'] * scale:.{digits}f}"
+
+    header = ["", *[r["size"] for r in s["rows"]]]
+    table = [
+        ["papers", *[f"{r['papers']:,}" for r in s["rows"]]],
+        ["chunks", *[f"{r['chunks']:,}" for r in s["rows"]]],
+        ["ingest (s)", *[f"{r['ingest_s']:.1f}" for r in s["rows"]]],
+        ["  papers/s", *[f"{r['papers_per_s']:,.0f}" for r in s["rows"]]],
+        ["  chunks/s", *[f"{r['chunks_per_s']:,.0f}" for r in s["rows"]]],
+        [
+            "  catalog/fit/dense/lexical (s)",
+            *[
+                "/".join(
+                    f"{r['ingest_stages_s'].get(k, 0):.1f}"
+                    for k in ("catalog", "fit", "dense", "lexical")
+                )
+                for r in s["rows"]
+            ],
+        ],
+        [
+            f"+{INCREMENTAL_PAPERS} papers later (s)",
+            *[f"{r['incremental_s']:.2f}" for r in s["rows"]],
+        ],
+        ["ingest peak RSS (MiB)", *[f"{r['ingest_rss_mib']:,.0f}" for r in s["rows"]]],
+        ["index on disk (MiB)", *[f"{r['index_mib']:,.0f}" for r in s["rows"]]],
+        ["warm retrieve (ms)", *[fmt(r["retrieve_ms"]) for r in s["rows"]]],
+        ["floor: bm25s + NumPy (ms)", *[fmt(r["floor_ms"]) for r in s["rows"]]],
+        [
+            "retrieve / floor",
+            *[
+                f"{r['retrieve_over_floor']:.1f}x / {r['retrieve_over_floor_p95']:.1f}x"
+                for r in s["rows"]
+            ],
+        ],
+        ["warm ask, offline (ms)", *[fmt(r["ask_ms"]) for r in s["rows"]]],
+        ["query peak RSS (MiB)", *[f"{r['query_rss_mib']:,.0f}" for r in s["rows"]]],
+        ["cold `rag-assistant ask` (s)", *[fmt(r["cold_ask_s"], digits=2) for r in s["rows"]]],
+    ]
+    if any("peer" in r for r in s["rows"]):
+        table += [
+            [
+                "peer: LlamaIndex ingest (s)",
+                *[f"{r['peer']['ingest_s']:.1f}" if "peer" in r else "-" for r in s["rows"]],
+            ],
+            [
+                "  papers/s",
+                *[f"{r['peer']['papers_per_s']:,.0f}" if "peer" in r else "-" for r in s["rows"]],
+            ],
+            [
+                "peer: retrieve (ms)",
+                *[fmt(r["peer"]["query_ms"]) if "peer" in r else "-" for r in s["rows"]],
+            ],
+            [
+                "peer: peak RSS (MiB)",
+                *[f"{r['peer']['rss_mib']:,.0f}" if "peer" in r else "-" for r in s["rows"]],
+            ],
+            [
+                "peer: index on disk (MiB)",
+                *[f"{r['peer']['index_mib']:,.0f}" if "peer" in r else "-" for r in s["rows"]],
+            ],
+        ]
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        lines.append(
+            "  ".join(
+                str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i])
+                for i, c in enumerate(row)
+            )
+        )
+    lines.append(f"`rag-assistant --help`: {fmt(s['help_s'], digits=2)} s")
+    lines.append("")
+    for t in results["targets"]:
+        mark = "met" if t["met"] else "MISSED"
+        sign = "≥" if t["unit"] == "papers/s" else "≤"
+        lines.append(
+            f"{mark:6s} {t['target']}: {t['value']:.2f} {t['unit']} (target {sign} {t['limit']:g})"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes",
+        default="bundled,10000,100000",
+        help="comma-separated: bundled and/or numbers of synthetic papers",
+    )
+    parser.add_argument("--questions", type=int, default=200, help="questions per size")
+    parser.add_argument(
+        "--cold-runs", type=int, default=5, help="cold `rag-assistant ask` runs per size"
+    )
+    parser.add_argument("--help-runs", type=int, default=10, help="`rag-assistant --help` runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="bundled and 10,000 papers, 50 questions, fewer cold runs (a few minutes)",
+    )
+    parser.add_argument(
+        "--peer-sizes",
+        default="bundled,10000",
+        help="sizes at which the LlamaIndex peer runs too ('all' for every size)",
+    )
+    parser.add_argument(
+        "--no-peer", dest="peer", action="store_false", help="skip the LlamaIndex peer"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, help="keep corpora (and with --keep, indexes) here")
+    parser.add_argument("--keep", action="store_true", help="keep the indexes built")
+    parser.add_argument(
+        "--out", type=Path, help="JSON output (default bench/results/<timestamp>.json)"
+    )
+    opts = parser.parse_args(argv)
+    if opts.quick:
+        opts.sizes, opts.questions, opts.cold_runs, opts.help_runs = "bundled,10000", 50, 3, 5
+
+    started = time.perf_counter()
+    workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    results: dict = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(
+            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
+        "machine": machine(),
+        "sizes": [],
+    }
+    try:
+        for size in [s.strip() for s in opts.sizes.split(",") if s.strip()]:
+            results["sizes"].append(run_size(size, opts, workdir))
+        _log(f"`rag-assistant --help` x{opts.help_runs}")
+        results["help_s"] = _wall([*_cli(), "--help"], opts.help_runs)
+    finally:
+        if opts.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["summary"] = summarize(results)
+    results["targets"] = targets(results["summary"])
+    results["wall_s"] = time.perf_counter() - started
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    text = render(results)
+    print(text)
+    out = opts.out or HERE / "results" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten: {out} (benchmark wall time {results['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "_child":
+        args = json.loads(Path(sys.argv[3]).read_text())
+        print(json.dumps(TASKS[sys.argv[2]](args)))
+        sys.exit(0)
+    sys.exit(main())
