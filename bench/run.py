@@ -16,8 +16,8 @@ Needs the bench extra (``pip install -e ".[bench]"``) for the peer. Synthetic co
 generated from the bundled one (``bench/synth.py``; arXiv-snapshot JSON lines) into the work
 directory and reused when it is kept (``--workdir``). Every measurement runs in a fresh child
 process, so imports are cold where they should be and each peak RSS is that step's own. The
-table is printed and written as JSON to ``bench/results/<timestamp>.json``. Offline
-throughout: no key, no network.
+table is printed and written as JSON to ``bench/results/latest.json`` (``--out``), with a
+Markdown table beside it (``latest.md``). Offline throughout: no key, no network.
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ INCREMENTAL_PAPERS = 10
 CANDIDATES = 40  # chunks each retriever hands to fusion (RetrievalSettings.candidates)
 
 
+LOAD_SAMPLES: list[float] = []  # the 1-minute load average at each step of the run
+
+
 def _log(message: str) -> None:
+    LOAD_SAMPLES.append(os.getloadavg()[0])
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
@@ -529,21 +533,28 @@ def targets(summary: dict) -> list[dict]:
     return out
 
 
-def render(results: dict) -> str:
-    s, m = results["summary"], results["machine"]
-    lines = [
+def _fmt(st: dict, scale: float = 1.0, digits: int = 1) -> str:
+    """median / p95"""
+    return f"{st['median'] * scale:.{digits}f} / {st['p95'] * scale:.{digits}f}"
+
+
+def _preamble(results: dict) -> list[str]:
+    m = results["machine"]
+    return [
         f"machine: {m['cores']} cores ({m['usable_cores']} usable), {m['memory_gib']} GiB, "
-        f"{m['cpu']}; "
-        f"Python {m['python']}",
+        f"{m['cpu']}; Python {m['python']}",
         f"load average (1 min) at start {m['load_average_at_start'][0]:.2f}, at end "
-        f"{m['load_average_at_end'][0]:.2f}: the cores are shared, so times are noisy",
+        f"{m['load_average_at_end'][0]:.2f}, mean of samples between steps "
+        f"{m['load_average_mean']:.2f}: the cores are shared with other work, so times are noisy",
         "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         f"questions per size: {results['options']['questions']}; times: median / p95",
-        "",
+        *([f"note: {results['note']}"] if results.get("note") else []),
     ]
 
-    def fmt(st: dict, scale: float = 1.0, digits: int = 1) -> str:
-        return f"{st['median'] * scale:.{digits}f} / {st['p95'] * scale:.{digits}f}"
+
+def _table(results: dict) -> list[list[str]]:
+    """The rows of the table (the first is the header)."""
+    s = results["summary"]
 
     header = ["", *[r["size"] for r in s["rows"]]]
     table = [
@@ -568,8 +579,8 @@ def render(results: dict) -> str:
         ],
         ["ingest peak RSS (MiB)", *[f"{r['ingest_rss_mib']:,.0f}" for r in s["rows"]]],
         ["index on disk (MiB)", *[f"{r['index_mib']:,.0f}" for r in s["rows"]]],
-        ["warm retrieve (ms)", *[fmt(r["retrieve_ms"]) for r in s["rows"]]],
-        ["floor: bm25s + NumPy (ms)", *[fmt(r["floor_ms"]) for r in s["rows"]]],
+        ["warm retrieve (ms)", *[_fmt(r["retrieve_ms"]) for r in s["rows"]]],
+        ["floor: bm25s + NumPy (ms)", *[_fmt(r["floor_ms"]) for r in s["rows"]]],
         [
             "retrieve / floor",
             *[
@@ -577,9 +588,9 @@ def render(results: dict) -> str:
                 for r in s["rows"]
             ],
         ],
-        ["warm ask, offline (ms)", *[fmt(r["ask_ms"]) for r in s["rows"]]],
+        ["warm ask, offline (ms)", *[_fmt(r["ask_ms"]) for r in s["rows"]]],
         ["query peak RSS (MiB)", *[f"{r['query_rss_mib']:,.0f}" for r in s["rows"]]],
-        ["cold `rag-assistant ask` (s)", *[fmt(r["cold_ask_s"], digits=2) for r in s["rows"]]],
+        ["cold `rag-assistant ask` (s)", *[_fmt(r["cold_ask_s"], digits=2) for r in s["rows"]]],
     ]
     if any("peer" in r for r in s["rows"]):
         table += [
@@ -593,7 +604,7 @@ def render(results: dict) -> str:
             ],
             [
                 "peer: retrieve (ms)",
-                *[fmt(r["peer"]["query_ms"]) if "peer" in r else "-" for r in s["rows"]],
+                *[_fmt(r["peer"]["query_ms"]) if "peer" in r else "-" for r in s["rows"]],
             ],
             [
                 "peer: peak RSS (MiB)",
@@ -604,23 +615,56 @@ def render(results: dict) -> str:
                 *[f"{r['peer']['index_mib']:,.0f}" if "peer" in r else "-" for r in s["rows"]],
             ],
         ]
-    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        lines.append(
-            "  ".join(
-                str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i])
-                for i, c in enumerate(row)
+    return [header, *table]
+
+
+def _verdicts(results: dict) -> list[tuple[str, str]]:
+    out = []
+    for t in results["targets"]:
+        sign = "≥" if t["unit"] == "papers/s" else "≤"
+        out.append(
+            (
+                "met" if t["met"] else "MISSED",
+                f"{t['target']}: {t['value']:.2f} {t['unit']} (target {sign} {t['limit']:g})",
             )
         )
-    lines.append(f"`rag-assistant --help`: {fmt(s['help_s'], digits=2)} s")
-    lines.append("")
-    for t in results["targets"]:
-        mark = "met" if t["met"] else "MISSED"
-        sign = "≥" if t["unit"] == "papers/s" else "≤"
+    return out
+
+
+def render(results: dict) -> str:
+    """The printed table."""
+    s = results["summary"]
+    rows = _table(results)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [*_preamble(results), ""]
+    for row in rows:
         lines.append(
-            f"{mark:6s} {t['target']}: {t['value']:.2f} {t['unit']} (target {sign} {t['limit']:g})"
+            "  ".join(
+                c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)
+            )
         )
+    lines.append(f"`rag-assistant --help`: {_fmt(s['help_s'], digits=2)} s")
+    lines.append("")
+    lines += [f"{mark:6s} {text}" for mark, text in _verdicts(results)]
     return "\n".join(lines)
+
+
+def render_markdown(results: dict) -> str:
+    """The same table in Markdown (for the README)."""
+    s = results["summary"]
+    rows = _table(results)
+    lines = [f"`{results['command']}`, {results['started']}", ""]
+    lines += [f"- {line}" for line in _preamble(results)]
+    lines.append("")
+    lines.append("| " + " | ".join(c or "size" for c in rows[0]) + " |")
+    lines.append("|---" + "|---:" * (len(rows[0]) - 1) + "|")
+    for row in rows[1:]:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    lines.append("")
+    lines.append(f"`rag-assistant --help`: {_fmt(s['help_s'], digits=2)} s (median / p95)")
+    lines.append("")
+    lines += [f"- {mark}: {text}" for mark, text in _verdicts(results)]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -649,10 +693,14 @@ def main(argv: list[str] | None = None) -> int:
         "--no-peer", dest="peer", action="store_false", help="skip the LlamaIndex peer"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note", default="", help="a remark printed with the results")
     parser.add_argument("--workdir", type=Path, help="keep corpora (and with --keep, indexes) here")
     parser.add_argument("--keep", action="store_true", help="keep the indexes built")
     parser.add_argument(
-        "--out", type=Path, help="JSON output (default bench/results/<timestamp>.json)"
+        "--out",
+        type=Path,
+        help="JSON output, with a Markdown table beside it as .md (default "
+        "bench/results/latest.json)",
     )
     opts = parser.parse_args(argv)
     if opts.quick:
@@ -682,12 +730,19 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = targets(results["summary"])
     results["wall_s"] = time.perf_counter() - started
     results["machine"]["load_average_at_end"] = os.getloadavg()
+    LOAD_SAMPLES.append(os.getloadavg()[0])
+    results["machine"]["load_average_mean"] = statistics.fmean(LOAD_SAMPLES)
+    results["note"] = opts.note
     text = render(results)
     print(text)
-    out = opts.out or HERE / "results" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    out = opts.out or HERE / "results" / "latest.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"\nwritten: {out} (benchmark wall time {results['wall_s']:.0f} s)")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render_markdown(results))
+    print(
+        f"\nwritten: {out} and {out.with_suffix('.md')} "
+        f"(benchmark wall time {results['wall_s']:.0f} s)"
+    )
     return 0
 
 
