@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -98,28 +98,32 @@ class LSAEmbedder:
     @classmethod
     def fit(
         cls,
-        term_lists: Sequence[Sequence[str]],
+        term_lists: Iterable[Sequence[str]],
         *,
         dimensions: int,
         max_features: int = 100_000,
         seed: int = 0,
     ) -> LSAEmbedder:
         """Fit on analyzed texts. The vocabulary keeps terms seen in 2+ texts (all terms for
-        corpora under 1,000 texts), at most ``max_features`` of the most frequent."""
+        corpora under 1,000 texts), at most ``max_features`` of the most frequent.
+        ``term_lists`` is iterated twice; it may stream (the catalog's sample does, so a fit
+        at scale never holds every sampled chunk's terms as Python lists)."""
         from collections import Counter
 
         df: Counter[str] = Counter()
+        n = 0
         for terms_ in term_lists:
             df.update(set(terms_))
-        min_df = 1 if len(term_lists) < 1000 else 2
-        kept = [t for t, n in df.most_common(max_features) if n >= min_df]
+            n += 1
+        min_df = 1 if n < 1000 else 2
+        kept = [t for t, count in df.most_common(max_features) if count >= min_df]
         if not kept:
             kept = ["<empty>"]
         vocabulary = {t: i for i, t in enumerate(sorted(kept))}
-        n = len(term_lists)
         idf = np.array(
             [math.log((1 + n) / (1 + df.get(t, 0))) + 1.0 for t in sorted(kept)], np.float32
         )
+        del df  # the counts of every term seen: large at scale, and no longer needed
         matrix = _tfidf(term_lists, vocabulary, idf)
         k = max(1, min(dimensions, matrix.shape[0] - 1, matrix.shape[1] - 1))
         if matrix.shape[0] < 2 or matrix.shape[1] < 2:
@@ -195,28 +199,39 @@ class LSAEmbedder:
 
 
 def _tfidf(
-    term_lists: Sequence[Sequence[str]], vocabulary: dict[str, int], idf: np.ndarray
+    term_lists: Iterable[Sequence[str]], vocabulary: dict[str, int], idf: np.ndarray
 ) -> csr_matrix:
     """Rows of sublinear-tf x idf, l2-normalized (scikit-learn's TfidfVectorizer defaults with
-    ``sublinear_tf=True``). Terms are looked up in one pass over all texts (``map`` over the
-    vocabulary's ``get``), and counted by scipy, not term by term in Python."""
-    from itertools import chain, repeat
+    ``sublinear_tf=True``). One pass over ``term_lists`` (which may be a stream), in batches:
+    terms are looked up with ``map`` over the vocabulary's ``get`` and counted by scipy, not
+    term by term in Python; only the batch's lists and int32 indices are held."""
+    from itertools import chain, islice, repeat
 
     from scipy.sparse import coo_matrix
 
-    n = len(term_lists)
-    lengths = np.fromiter(map(len, term_lists), np.int64, n)
-    columns = np.fromiter(
-        map(vocabulary.get, chain.from_iterable(term_lists), repeat(-1)),
-        np.int64,
-        int(lengths.sum()),
-    )
-    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    known = columns >= 0
+    row_parts: list[np.ndarray] = []
+    column_parts: list[np.ndarray] = []
+    n = 0
+    stream = iter(term_lists)
+    while batch := list(islice(stream, 4096)):
+        lengths = np.fromiter(map(len, batch), np.int64, len(batch))
+        columns = np.fromiter(
+            map(vocabulary.get, chain.from_iterable(batch), repeat(-1)),
+            np.int64,
+            int(lengths.sum()),
+        )
+        rows = np.repeat(np.arange(n, n + len(batch), dtype=np.int32), lengths)
+        known = columns >= 0
+        row_parts.append(rows[known])
+        column_parts.append(columns[known].astype(np.int32))
+        n += len(batch)
+    rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int32)
+    columns = np.concatenate(column_parts) if column_parts else np.zeros(0, np.int32)
+    del row_parts, column_parts
     matrix = coo_matrix(
-        (np.ones(int(known.sum()), np.float32), (rows[known], columns[known])),
-        shape=(n, len(vocabulary)),
+        (np.ones(len(rows), np.float32), (rows, columns)), shape=(n, len(vocabulary))
     ).tocsr()
+    del rows, columns
     if matrix.nnz:
         matrix.data = (1.0 + np.log(matrix.data)) * idf[matrix.indices]
         sq = np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()
