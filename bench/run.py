@@ -712,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(
-            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+            ["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]
         ),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
         "machine": machine(),

@@ -92,13 +92,17 @@ def _scores(counts: csr_matrix, *, k1: float, b: float, dtype: str) -> dict:
         if n:
             idf[term] = math.log(1 + (n_docs - n + 0.5) / (n + 0.5))
     norm = k1 * ((1 - b) + b * doc_len / avg_doc_len)
+    # In place, one array of the nonzeros' size at a time: at 100,000 papers (13 M nonzeros)
+    # the temporaries of the plain expression were the peak memory of an ingest.
     tf = counts.data.astype(np.float64)
-    rows = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
-    tf /= norm[rows] + tf
+    denominator = np.repeat(norm, np.diff(counts.indptr))
+    denominator += tf
+    tf /= denominator
+    del denominator
     tf *= idf[counts.indices]
-    scores = csr_matrix(
-        (tf.astype(dtype), counts.indices, counts.indptr), shape=counts.shape
-    ).tocsc()
+    scores = csr_matrix((tf.astype(dtype), counts.indices, counts.indptr), shape=counts.shape)
+    del tf
+    scores = scores.tocsc()
     return {
         "data": scores.data,
         "indices": scores.indices,
@@ -205,6 +209,7 @@ class LexicalIndex:
         if not ids:
             return LexicalIndex(None, [], generation)
         matrix = vstack([_widen(p, len(vocab)) for p in parts], format="csr")
+        del parts
         order = sorted(range(len(ids)), key=ids.__getitem__)
         if order != list(range(len(ids))):
             matrix = matrix[order]
