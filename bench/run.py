@@ -207,8 +207,10 @@ def task_peer(args: dict) -> dict:
 
     from rag_assistant import corpus
     from rag_assistant.embeddings import LSAEmbedder
+    from rag_assistant.settings import Settings
 
     home = Path(args["home"])
+    chunking = Settings().chunking  # the same chunk size and overlap as ours
     manifest = json.loads((home / "manifest.json").read_text())
     lsa = LSAEmbedder.load(home / manifest["dense_model"])
 
@@ -258,7 +260,9 @@ def task_peer(args: dict) -> dict:
         documents,
         storage_context=storage,
         embed_model=LSAEmbedding(lsa),
-        transformations=[SentenceSplitter(chunk_size=256, chunk_overlap=32)],
+        transformations=[
+            SentenceSplitter(chunk_size=chunking.chunk_size, chunk_overlap=chunking.chunk_overlap)
+        ],
     )
     ingest_s = time.perf_counter() - started
     nodes = collection.count()
@@ -711,9 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(
-            ["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": " ".join(["python bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
         "machine": machine(),
         "sizes": [],
