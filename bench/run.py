@@ -196,7 +196,8 @@ def task_query(args: dict) -> dict:
 
 def task_peer(args: dict) -> dict:
     """LlamaIndex's tutorial pipeline: Documents -> SentenceSplitter -> VectorStoreIndex over
-    ChromaVectorStore, with our LSA embedder wrapped as a BaseEmbedding (the same vectors)."""
+    ChromaVectorStore, with our fitted LSA embedder wrapped as a BaseEmbedding (the same
+    embedding model)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
     from llama_index.core import Document, StorageContext, VectorStoreIndex
