@@ -13,7 +13,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-python3 -m venv .venv
+if ! python3 -m venv .venv; then
+  # Some Pythons ship without ensurepip (Debian's python3 without python3-venv).
+  echo "python3 -m venv failed; creating .venv with virtualenv from the package index" >&2
+  python3 -m pip install -q --user virtualenv \
+    || python3 -m pip install -q --user --break-system-packages virtualenv
+  python3 -m virtualenv -q --clear .venv
+fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 exec .venv/bin/python -m pytest "$@"
