@@ -445,6 +445,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         port=args.port,
         auth=args.auth,
         open_browser=not args.no_browser,
+        announce=lambda url: print(
+            f"The chat UI is at {url} (answers: "
+            f"{'LLM' if assistant.mode == 'llm' else 'offline extractive'}); Ctrl+C stops it.",
+            file=sys.stderr,
+        ),
     )
     return 0
 

@@ -17,7 +17,7 @@ import html
 import logging
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import gradio as gr
@@ -424,10 +424,12 @@ def serve(
     auth: str | None = None,
     open_browser: bool = False,
     block: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> tuple[gr.Blocks, str]:
     """Launch the app; returns it and its local URL. ``host``/``port``/``auth`` default to
-    ``settings.ui``. Never opens a public share link. ``block=False`` returns at once (tests,
-    benchmarks); close it with ``app.close()``."""
+    ``settings.ui``. Never opens a public share link. ``announce`` is called with the URL once
+    the app listens. ``block=False`` returns at once (tests, benchmarks); close it with
+    ``app.close()``."""
     ui = assistant.settings.ui
     if auth is None and ui.auth is not None:
         auth = ui.auth.get_secret_value()
@@ -439,13 +441,17 @@ def serve(
         auth=credentials,
         share=False,
         inbrowser=open_browser,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,
         show_error=False,
-        quiet=not block,
+        quiet=True,  # gradio's own banner suggests share=True, which this app never sets
         enable_monitoring=False,
         mcp_server=False,
         ssr_mode=False,
         footer_links=[],
         css=CSS,
     )
+    if announce is not None:
+        announce(url)
+    if block:
+        app.block_thread()
     return app, url

@@ -388,3 +388,5 @@ def test_readme_command_starts_a_working_chat_on_a_fresh_home(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "ingesting the bundled sample corpus" in out
+    assert f"The chat UI is at {url} (answers: offline extractive)" in out
+    assert "share=True" not in out  # gradio's public-link hint is not printed
