@@ -46,7 +46,10 @@ class Embedder(Protocol):
         """Vectors for ``texts`` (``terms``: their analyzed terms, when already known)."""
         ...
 
-    def embed_query(self, text: str) -> np.ndarray: ...
+    def embed_query(self, text: str, extra_terms: Sequence[str] = ()) -> np.ndarray:
+        """The vector of a question; ``extra_terms`` (analyzed terms, e.g. spelling
+        corrections) join it where the model works on terms."""
+        ...
 
 
 def _normalize_rows(matrix: np.ndarray) -> np.ndarray:
@@ -146,8 +149,8 @@ class LSAEmbedder:
         matrix = _tfidf(term_lists, self.vocabulary, self.idf)
         return _normalize_rows(np.asarray(matrix @ self.components.T))
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+    def embed_query(self, text: str, extra_terms: Sequence[str] = ()) -> np.ndarray:
+        return self.embed([text], terms=[analyze(text) + list(extra_terms)])[0]
 
     # --- persistence -------------------------------------------------------------------
 
@@ -284,5 +287,6 @@ class OpenAIEmbedder:
         self._dimensions = matrix.shape[1]
         return matrix
 
-    def embed_query(self, text: str) -> np.ndarray:
+    def embed_query(self, text: str, extra_terms: Sequence[str] = ()) -> np.ndarray:
+        # Stems are not text a text-embedding model reads well: the question alone.
         return self.embed([text])[0]

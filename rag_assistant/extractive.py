@@ -87,8 +87,11 @@ class ExtractiveAnswerer:
 
     def evidence(self, question: str, sources: Sequence[Source]) -> tuple[float, list[float]]:
         """The best paper coverage among the sources, and each source's coverage."""
-        qterms = self.question_terms(question)
-        alternates = expand(question).alternates
+        return self._evidence(self.question_terms(question), expand(question).alternates, sources)
+
+    def _evidence(
+        self, qterms: Sequence[str], alternates: dict[str, set[str]], sources: Sequence[Source]
+    ) -> tuple[float, list[float]]:
         per_source = [
             self.coverage(qterms, set(terms(s.title + " " + s.abstract)), alternates)
             for s in sources
@@ -127,7 +130,8 @@ class ExtractiveAnswerer:
         the message as asked (what the sentences must answer now) and ``avoid`` the sentences
         the previous answer already quoted."""
         qterms = self.question_terms(question)
-        best, per_source = self.evidence(question, sources)
+        alternates = expand(question).alternates
+        best, per_source = self._evidence(qterms, alternates, sources)
         # Sentences about neighbouring papers would answer a question about something else.
         unknown = self.unknown_names(question)
         if not qterms or not sources or best < self.min_evidence or unknown:
@@ -138,7 +142,6 @@ class ExtractiveAnswerer:
             i for i, cov in enumerate(per_source) if cov >= max(self.min_evidence, 0.6 * best)
         ][: self.max_papers]
         total_idf = sum(self.idf(t) for t in qterms) or 1.0
-        alternates = expand(question).alternates
         fterms = self.question_terms(focus) if focus else []
         focus_idf = sum(self.idf(t) for t in fterms) or 1.0
         f_alternates = expand(focus).alternates if focus else {}

@@ -735,18 +735,14 @@ class Index:
     def dense_search(
         self, text: str, n: int, extra_terms: Sequence[str] = ()
     ) -> list[tuple[str, float]]:
-        """Chunks nearest to ``text``. ``extra_terms`` (analyzed terms, e.g. spelling
-        corrections) join the query where the embedding works on terms (LSA)."""
+        """Chunks nearest to ``text`` (``extra_terms``: see :meth:`Embedder.embed_query`)."""
         manifest = self.manifest()
         if manifest is None or not manifest["chroma"].get("collection"):
             return []
         embedder = self.embedder()
         if embedder is None:
             return []
-        if extra_terms and hasattr(embedder, "vocabulary"):
-            vector = embedder.embed([text], terms=[analyze(text) + list(extra_terms)])[0]
-        else:
-            vector = embedder.embed_query(text)
+        vector = embedder.embed_query(text, extra_terms)
         return self.vectors.query(manifest["chroma"]["collection"], vector, n)
 
     def status(self) -> IndexStatus:

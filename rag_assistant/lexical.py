@@ -153,6 +153,8 @@ class LexicalIndex:
         self.generation = generation
         self._counts = counts
         self._directory = directory
+        self._by_initial: dict[str, list[str]] | None = None  # vocabulary by first letter
+        self._spellings: dict[str, str | None] = {}
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -248,13 +250,23 @@ class LexicalIndex:
             return term
         if term[:1].isdigit() or len(term) < 4:
             return None
-        import difflib
+        if term not in self._spellings:
+            import difflib
 
-        # Candidates share the first letter and a similar length: a few hundred words, not
-        # the whole vocabulary, so this stays cheap at any corpus size.
-        candidates = [w for w in vocab if w[:1] == term[:1] and abs(len(w) - len(term)) <= 2]
-        close = difflib.get_close_matches(term, candidates, n=1, cutoff=0.85)
-        return close[0] if close else None
+            if self._by_initial is None:
+                by_initial: dict[str, list[str]] = {}
+                for word in vocab:
+                    by_initial.setdefault(word[:1], []).append(word)
+                self._by_initial = by_initial
+            # Candidates share the first letter and a similar length.
+            candidates = [
+                w for w in self._by_initial.get(term[:1], ()) if abs(len(w) - len(term)) <= 2
+            ]
+            close = difflib.get_close_matches(term, candidates, n=1, cutoff=0.85)
+            if len(self._spellings) >= 10_000:  # a long-running UI sees many odd words
+                self._spellings.clear()
+            self._spellings[term] = close[0] if close else None
+        return self._spellings[term]
 
     def search(self, query_terms: Sequence[str], k: int) -> list[tuple[str, float]]:
         if self._retriever is None or not query_terms or k <= 0:

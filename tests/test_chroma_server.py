@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from rag_assistant import Assistant
 from rag_assistant.errors import VectorStoreError
@@ -96,14 +97,7 @@ def chroma_server(tmp_path):
         _stop(process)
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rag_assistant.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+cli = run_cli
 
 
 def test_ingest_and_ask_against_a_chroma_server(chroma_server, tmp_path):

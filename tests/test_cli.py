@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from rag_assistant.catalog import Catalog
 
@@ -21,14 +22,7 @@ README = PROJECT / "README.md"
 COMMANDS = ["ingest", "ask", "retrieve", "index", "eval", "ui"]
 
 
-def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rag_assistant.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
+run = run_cli
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+
+from clirun import run_cli
 
 from rag_assistant import Assistant
-
-
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300):
-    return subprocess.run(
-        [sys.executable, "-m", "rag_assistant.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
 
 
 def test_ask_json_cites_hyperattention_on_a_fresh_home(tmp_path, monkeypatch):

@@ -8,10 +8,10 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from rag_assistant import cli
 from rag_assistant.answers import Answer, Citation, Claim
@@ -528,13 +528,7 @@ def test_judge_openai_without_a_key_is_a_clear_error(tmp_path, capsys):
 
 
 def run_eval_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rag_assistant.cli", "eval", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+    return run_cli("eval", *args, cwd=cwd)
 
 
 def test_eval_command_end_to_end(home, tmp_path):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from rag_assistant import Assistant
 from rag_assistant.chunking import Chunker
@@ -376,12 +377,7 @@ def test_index_check_and_repair_from_the_command_line(small, monkeypatch):
     env_home = ["--home", str(small.settings.home)]
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "rag_assistant.cli", "index", "check", *args, *env_home],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli("index", "check", *args, *env_home, timeout=120)
 
     found = cli()
     assert found.returncode == 1, found.stderr
