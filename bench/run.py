@@ -114,7 +114,7 @@ def task_query(args: dict) -> dict:
 
     from rag_assistant import Assistant
     from rag_assistant.settings import Settings
-    from rag_assistant.terms import query_terms
+    from rag_assistant.text.terms import query_terms
 
     questions = args["questions"]
     assistant = Assistant(Settings(home=args["home"], answer={"llm": "offline"}))
@@ -145,7 +145,7 @@ def task_query(args: dict) -> dict:
     floor_bm25.index(term_lists, show_progress=False)
     bm25_build_s = time.perf_counter() - started
     del term_lists
-    collection = index.vectors.collection(index.manifest()["chroma"]["collection"])
+    collection = index.vectors.collection(index.manifest().chroma.collection)
     row = {cid: i for i, cid in enumerate(ids)}
     matrix = np.zeros((len(ids), index.embedder().dimensions), np.float32)
     offset = 0
@@ -207,8 +207,8 @@ def task_peer(args: dict) -> dict:
     from pydantic import PrivateAttr
 
     from rag_assistant import corpus
-    from rag_assistant.embeddings import LSAEmbedder
     from rag_assistant.settings import Settings
+    from rag_assistant.store.embeddings import LSAEmbedder
 
     home = Path(args["home"])
     chunking = Settings().chunking  # the same chunk size and overlap as ours

@@ -14,26 +14,35 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Assistant": "assistant",
     "Settings": "settings",
-    "Answer": "answers",
-    "Citation": "answers",
-    "Claim": "answers",
-    "REFUSAL": "answers",
-    "TextDelta": "answers",
-    "Status": "answers",
-    "Final": "answers",
-    "Source": "retrieval",
-    "IngestReport": "index",
-    "Conversation": "conversation",
-    "Turn": "conversation",
+    "Answer": "types",
+    "Citation": "types",
+    "Claim": "types",
+    "REFUSAL": "types",
+    "TextDelta": "types",
+    "Status": "types",
+    "Final": "types",
+    "Source": "types",
+    "IngestReport": "types",
+    "Turn": "types",
+    "Conversation": "answer.conversation",
 }
 
 if TYPE_CHECKING:
-    from .answers import REFUSAL, Answer, Citation, Claim, Final, Status, TextDelta
+    from .answer.conversation import Conversation
     from .assistant import Assistant
-    from .conversation import Conversation, Turn
-    from .index import IngestReport
-    from .retrieval import Source
     from .settings import Settings
+    from .types import (
+        REFUSAL,
+        Answer,
+        Citation,
+        Claim,
+        Final,
+        IngestReport,
+        Source,
+        Status,
+        TextDelta,
+        Turn,
+    )
 
 
 def __getattr__(name: str):

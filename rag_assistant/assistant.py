@@ -18,15 +18,30 @@ from pathlib import Path
 from typing import Literal
 
 from . import corpus
-from .answers import OFFLINE_NOTICE, REFUSAL, Answer, Event, Final, Status, TextDelta
-from .citations import LexicalJudge, SupportJudge, claims, resolve
-from .conversation import Conversation, Turn, condense_offline, history_questions
-from .errors import EmptyQuestionError, IndexEmptyError, QuestionTooLongError
-from .extractive import ExtractiveAnswerer
-from .index import Index, IndexStatus, IngestReport, Problem, Progress, _no_progress
-from .retrieval import Retriever, Source
-from .settings import Settings
-from .tokens import encoding
+from .answer.answerer import Answerer, Request
+from .answer.conversation import Conversation, condense_offline, history_exchanges
+from .answer.extractive import ExtractiveAnswerer
+from .answer.judges import LexicalJudge, SupportJudge
+from .answer.policy import AnswerabilityPolicy
+from .answer.retrieval import Retriever
+from .errors import EmptyQuestionError, IndexEmptyError, InvalidParameterError, QuestionTooLongError
+from .index import Index
+from .settings import MAX_K, Settings, build_settings
+from .text.tokens import encoding
+from .types import (
+    REFUSAL,
+    Answer,
+    Event,
+    IndexStatus,
+    IngestReport,
+    Problem,
+    Progress,
+    Source,
+    Status,
+    Turn,
+    final_answer,
+    no_progress,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +50,10 @@ class Assistant:
     """Question answering over the indexed abstracts, with citations checked by code.
 
     ``settings``: a :class:`Settings` (default: from the environment); keyword ``overrides``
-    are applied on top, e.g. ``Assistant(home="/tmp/idx")``. ``llm``: a chat model to use
-    instead of the configured endpoint (tests inject a scripted one). ``judge``: the claim
-    support function (default: lexical).
+    are merged on top and validated, e.g. ``Assistant(home="/tmp/idx")`` or
+    ``Assistant(settings, retrieval={"k": 3})``. ``llm``: a chat model to use instead of the
+    configured endpoint (tests inject a scripted one). ``judge``: the claim support judge
+    (default: lexical, or the model with ``answer.support = "llm"``).
     """
 
     def __init__(
@@ -50,9 +66,9 @@ class Assistant:
         **overrides,
     ) -> None:
         if settings is None:
-            settings = Settings(**overrides)
+            settings = build_settings(**overrides)
         elif overrides:
-            settings = settings.model_copy(update=overrides)
+            settings = settings.merged(**overrides)
         self.settings = settings
         self.index = Index(settings, embedder=embedder)
         self.retriever = Retriever(self.index, settings.retrieval)
@@ -80,30 +96,30 @@ class Assistant:
         if llm == self.settings.answer.llm:
             return self
         view = copy.copy(self)
-        answer = self.settings.answer.model_copy(update={"llm": llm})
-        view.settings = self.settings.model_copy(update={"answer": answer})
+        view.settings = self.settings.merged(answer={"llm": llm})
         view._llm_lock = threading.Lock()
         view.judge = self._given_judge or view._default_judge()
         return view
 
     def chat_model(self):
         """The chat model answers are generated with: the injected one, else a
-        :class:`~rag_assistant.llm.ChatModel` for the configured endpoint (made once)."""
+        :class:`~rag_assistant.answer.llm.ChatModel` for the configured endpoint (made once)."""
         with self._llm_lock:
             if self._llm is None:
-                from .llm import ChatModel
+                from .answer.llm import ChatModel
 
                 self._llm = ChatModel(self.settings)
             return self._llm
 
     def _default_judge(self) -> SupportJudge:
         if self.settings.answer.support == "llm" and self.mode == "llm":
-            from .judges import LLMJudge
+            from .answer.judges import LLMJudge
 
             return LLMJudge(self.chat_model(), cache_dir=self.settings.home / "judge-cache")
         return LexicalJudge(self.settings.answer.support_threshold)
 
-    def _offline_reason(self) -> str | None:
+    def offline_reason(self) -> str | None:
+        """Why answers are offline, when they are (for the notice)."""
         if self.mode != "offline":
             return None
         if self.settings.answer.llm == "offline":
@@ -111,6 +127,34 @@ class Assistant:
         if self.settings.answer.llm == "openai":
             return "an LLM was asked for, but no OPENAI_API_KEY or OPENAI_BASE_URL is set"
         return "no OPENAI_API_KEY or OPENAI_BASE_URL is set"
+
+    def policy(self) -> AnswerabilityPolicy:
+        """The answerability policy over the index as it is now (both answerers use it)."""
+        lexical = self.index.lexical()
+        return AnswerabilityPolicy(
+            lexical.idf, min_evidence=self.settings.answer.min_evidence, spelled=lexical.spelled
+        )
+
+    def answerer(self) -> Answerer:
+        """The answerer of this assistant's mode, given its collaborators."""
+        policy = self.policy()
+        if self.mode == "llm":
+            from .answer.generated import GeneratedAnswerer
+
+            return GeneratedAnswerer(
+                self.chat_model(),
+                self.judge,
+                policy,
+                answer=self.settings.answer,
+                openai=self.settings.openai,
+                prompts_dir=self.settings.prompts_dir,
+            )
+        return ExtractiveAnswerer(
+            policy,
+            self.judge,
+            max_sentences=self.settings.answer.max_sentences,
+            reason=self.offline_reason(),
+        )
 
     # --- ingest and index ------------------------------------------------------------------
 
@@ -121,7 +165,7 @@ class Assistant:
         prune: bool = False,
         skip_invalid: bool = False,
         categories: Sequence[str] = (),
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
     ) -> IngestReport:
         """Add or update the papers in ``paths`` (files or folders; listing .txt, .jsonl,
         .json, .csv, optionally .gz). Idempotent; ``prune`` removes papers their sources no
@@ -129,14 +173,10 @@ class Assistant:
         if isinstance(paths, (str, Path)):
             paths = [paths]
         return self.index.ingest(
-            paths,
-            prune=prune,
-            strict=not skip_invalid,
-            categories=categories,
-            progress=progress,
+            paths, prune=prune, strict=not skip_invalid, categories=categories, progress=progress
         )
 
-    def ingest_bundled(self, *, progress: Progress = _no_progress) -> IngestReport:
+    def ingest_bundled(self, *, progress: Progress = no_progress) -> IngestReport:
         """Ingest the sample corpus shipped with the package."""
         return self.ingest([corpus.bundled_corpus_dir()], progress=progress)
 
@@ -146,10 +186,10 @@ class Assistant:
     def check(self) -> list[Problem]:
         return self.index.check()
 
-    def repair(self, *, progress: Progress = _no_progress) -> list[Problem]:
+    def repair(self, *, progress: Progress = no_progress) -> list[Problem]:
         return self.index.repair(progress)
 
-    def rebuild(self, *, progress: Progress = _no_progress) -> IngestReport:
+    def rebuild(self, *, progress: Progress = no_progress) -> IngestReport:
         return self.index.rebuild(progress)
 
     def _ensure_index(self) -> str | None:
@@ -192,21 +232,31 @@ class Assistant:
             )
         return question
 
+    def validate_k(self, k: object) -> int:
+        """``k`` (papers to retrieve) as a whole number from 1 to the settings' maximum, the
+        configured default when None; anything else raises :class:`InvalidParameterError`."""
+        if k is None:
+            return self.settings.retrieval.k
+        maximum = MAX_K
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
+            raise InvalidParameterError(
+                f"the number of papers must be a whole number from 1 to {maximum}, not {k!r}"
+            )
+        return k
+
     def retrieve(self, question: str, k: int | None = None) -> list[Source]:
         """The ``k`` papers that best match ``question``, best first, each with its best
         chunks; titles come from the index."""
         question = self.validate_question(question)
+        k = self.validate_k(k)
         self._ensure_index()
         return self.retriever.retrieve(question, k)
 
     def ask(self, question: str, *, k: int | None = None, history: Iterable[object] = ()) -> Answer:
         """Answer ``question`` with citations; ``history``: earlier turns (see :meth:`chat`)."""
-        final = None
-        for event in self._events(question, k=k, history=history, stream=False):
-            if isinstance(event, Final):
-                final = event.answer
-        assert final is not None
-        return final
+        return final_answer(self._events(question, k=k, history=history, stream=False))
 
     def stream(
         self, question: str, *, k: int | None = None, history: Iterable[object] = ()
@@ -220,9 +270,9 @@ class Assistant:
         messages (``{"role", "content"}``), or earlier questions as strings."""
         return self.ask(message, k=k, history=history)
 
-    def conversation(self) -> Conversation:
+    def conversation(self, turns: Iterable[Turn] = ()) -> Conversation:
         """A :class:`Conversation` that keeps its turns and their sources."""
-        return Conversation(self)
+        return Conversation(self, turns)
 
     # --- the answer pipeline ---------------------------------------------------------------
 
@@ -230,6 +280,7 @@ class Assistant:
         self, question: str, *, k: int | None, history: Iterable[object], stream: bool
     ) -> Iterator[Event]:
         question = self.validate_question(question)
+        k = self.validate_k(k)
         notices: list[str] = []
         bootstrap = self._ensure_index()
         if bootstrap:
@@ -238,14 +289,8 @@ class Assistant:
         standalone, prefer = self._standalone(question, history)
         yield Status("retrieving")
         sources = self.retriever.retrieve(standalone, k, prefer=prefer)
-        if self.mode == "llm":
-            from .generation import llm_events
-
-            yield from llm_events(
-                self, question, standalone, sources, notices=notices, history=history, stream=stream
-            )
-            return
-        yield from self._offline_events(question, standalone, sources, notices, history)
+        request = Request(question, standalone, history, notices, stream)
+        yield from self.answerer().events(request, sources)
 
     def _standalone(self, question: str, history: list[object]) -> tuple[str, list[str]]:
         """The question to search for, and the papers the previous turn cited."""
@@ -256,76 +301,15 @@ class Assistant:
         if isinstance(last, Turn):
             prefer = [c.paper_id for c in last.answer.citations]
         if self.mode == "llm":
-            from .generation import condense_with_llm
+            from .answer.conversation import condense_with_model
 
-            return condense_with_llm(self, history, question), prefer
-        standalone = condense_offline(history_questions(history), question)
+            standalone = condense_with_model(
+                self.chat_model(), history, question, prompts_dir=self.settings.prompts_dir
+            )
+            return standalone, prefer
+        previous = [e.standalone for e in history_exchanges(history)]
+        standalone = condense_offline(previous, question)
         return standalone, prefer if standalone != question else []
-
-    def offline_answerer(self) -> ExtractiveAnswerer:
-        a = self.settings.answer
-        lexical = self.index.lexical()
-        return ExtractiveAnswerer(
-            lexical.idf,
-            spelled=lexical.spelled,
-            min_evidence=a.min_evidence,
-            max_sentences=a.max_sentences,
-        )
-
-    def _offline_events(
-        self,
-        question: str,
-        standalone: str,
-        sources: list[Source],
-        notices: list[str],
-        history: Sequence[object] = (),
-    ) -> Iterator[Event]:
-        follow_up = standalone != question
-        previous = history[-1] if history else None
-        quoted = (
-            [c.text for c in previous.answer.claims]
-            if follow_up and isinstance(previous, Turn)
-            else []
-        )
-        extract = self.offline_answerer().answer(
-            standalone, sources, focus=question if follow_up else None, avoid=quoted
-        )
-        text, citations, warnings = resolve(extract.text, sources)
-        reason = self._offline_reason()
-        notices = [f"{OFFLINE_NOTICE} ({reason})" if reason else OFFLINE_NOTICE, *notices]
-        if extract.unknown_names:
-            named = ", ".join(f'"{n}"' for n in extract.unknown_names)
-            notices.append(f"No indexed abstract mentions {named}.")
-        answer = Answer(
-            question=question,
-            text=text,
-            citations=citations,
-            refused=extract.refused,
-            mode="offline",
-            claims=[] if extract.refused else claims(text, citations, sources, self.judge),
-            sources=sources,
-            warnings=warnings,
-            notices=notices,
-            standalone_question=standalone,
-            evidence=extract.evidence,
-        )
-        for notice in notices:
-            yield Status(notice, "notice")
-        for piece in _pieces(text):
-            yield TextDelta(piece)
-        yield Final(answer)
-
-
-def _pieces(text: str) -> Iterator[str]:
-    """The text in sentence-sized deltas (what a streamed offline answer yields)."""
-    from .chunking import split_sentences
-
-    last = 0
-    for _, end in split_sentences(text):
-        yield text[last:end]
-        last = end
-    if last < len(text):
-        yield text[last:]
 
 
 __all__ = ["REFUSAL", "Assistant"]

@@ -8,10 +8,11 @@ status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 EXAMPLE_QUESTION = "What is HyperAttention and how fast is it?"
 
@@ -37,6 +38,19 @@ def _common() -> argparse.ArgumentParser:
         help="log progress (-v) or everything (-vv) to stderr",
     )
     return common
+
+
+def _positive_k(value: str) -> int:
+    """``--k``: a whole number from 1 to the most papers a question may retrieve."""
+    from .settings import MAX_K
+
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if not 1 <= k <= MAX_K:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, not {k}")
+    return k
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with the bundled sample corpus first.",
     )
     p.add_argument("question", metavar="QUESTION")
-    p.add_argument("--k", type=int, metavar="N", help="papers to retrieve (default 5)")
+    p.add_argument("--k", type=_positive_k, metavar="N", help="papers to retrieve (default 5)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -108,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the papers hybrid retrieval (BM25 + dense, fused) finds for QUERY.",
     )
     p.add_argument("question", metavar="QUERY")
-    p.add_argument("--k", type=int, metavar="N", help="papers to return (default 5)")
+    p.add_argument("--k", type=_positive_k, metavar="N", help="papers to return (default 5)")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = sub.add_parser(
@@ -199,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace):
-    from .settings import Settings
+    from .settings import build_settings
 
     overrides: dict = {}
     if args.home:
@@ -208,35 +222,42 @@ def _settings(args: argparse.Namespace):
         overrides["chroma_url"] = args.chroma_url
     if getattr(args, "llm", None):
         overrides["answer"] = {"llm": args.llm}
-    return Settings(**overrides)
+    return build_settings(**overrides)
 
 
-def _progress():
-    """A progress callback drawing one tqdm bar per stage on stderr (only on a terminal)."""
-    from tqdm import tqdm
+STAGES = {
+    "reading": "reading papers",
+    "embedding": "embedding chunks",
+    "lexical": "BM25 index",
+    "questions": "questions",
+}
 
-    bars: dict[str, tqdm] = {}
-    labels = {"reading": "reading papers", "embedding": "embedding chunks", "lexical": "BM25 index"}
 
-    def progress(stage: str, done: int, total: int | None) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(
-                total=total,
-                desc=labels.get(stage, stage),
-                unit="",
-                file=sys.stderr,
-                disable=None,
-                leave=False,
-            )
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-        if total is not None and done >= total:
-            bar.close()
+@contextlib.contextmanager
+def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress callback drawing one rich bar per stage on stderr, only on a terminal
+    (ingest stages, or the questions of an evaluation)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return progress
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bars:
+        tasks: dict[str, object] = {}
+
+        def progress(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(STAGES.get(stage, stage), total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield progress
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -245,32 +266,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     paths = args.paths or [bundled_corpus_dir()]
-    report = assistant.ingest(
-        paths,
-        prune=args.prune,
-        skip_invalid=args.skip_invalid,
-        categories=args.category,
-        progress=_progress(),
-    )
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "added": report.added,
-                    "updated": report.updated,
-                    "unchanged": report.unchanged,
-                    "removed": report.removed,
-                    "skipped": [str(s) for s in report.skipped],
-                    "entries": report.entries,
-                    "files": report.files,
-                    "papers": report.papers,
-                    "chunks": report.chunks,
-                    "warnings": report.warnings,
-                    "seconds": report.seconds,
-                },
-                indent=2,
-            )
+    with _progress() as progress:
+        report = assistant.ingest(
+            paths,
+            prune=args.prune,
+            skip_invalid=args.skip_invalid,
+            categories=args.category,
+            progress=progress,
         )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
         return 0
     print(report.summary())
     for skipped in report.skipped[:20]:
@@ -283,8 +288,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from .answers import Final, Status, TextDelta
     from .assistant import Assistant
+    from .types import Final, Status, TextDelta
 
     assistant = Assistant(_settings(args))
     if args.json:
@@ -332,95 +337,87 @@ def _cmd_index(args: argparse.Namespace) -> int:
                 print(f"{key}: {value}")
         return 0
     if args.action == "check":
-        problems = assistant.repair(progress=_progress()) if args.repair else assistant.check()
-        if args.json:
-            print(json.dumps([asdict(p) for p in problems], indent=2))
-        elif not problems:
-            print("the index is consistent")
-        for p in problems if not args.json else []:
-            print(f"{p.part}: {p.message}")
-        if problems and args.repair:
-            remaining = assistant.check()
-            if remaining:
-                print(
-                    "not repaired: " + "; ".join(f"{p.part}: {p.message}" for p in remaining),
-                    file=sys.stderr,
-                )
-                return 1
-            print("repaired")
-            return 0
-        return 1 if problems else 0
-    report = assistant.rebuild(progress=_progress())
+        return _check(assistant, repair=args.repair, as_json=args.json)
+    with _progress() as progress:
+        report = assistant.rebuild(progress=progress)
     print(f"rebuilt: {report.papers} papers in {report.chunks} chunks ({report.seconds:.1f} s)")
     return 0
 
 
-def _eval_progress(stack):
-    """A rich progress bar on stderr (only on a terminal); entered into ``stack``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _check(assistant, *, repair: bool, as_json: bool) -> int:
+    """``index check [--repair]``: what was found, and with ``--repair`` what remains after;
+    with ``--json`` one document ``{"problems", "repaired", "remaining"}``."""
+    from dataclasses import asdict
 
-    console = Console(stderr=True)
-    bar = stack.enter_context(
-        Progress(
-            TextColumn("questions"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-    )
-    task = bar.add_task("", total=None)
-
-    def progress(done: int, total: int, label: str) -> None:
-        bar.update(task, completed=done, total=total, description=label)
-
-    return progress
+    if repair:
+        with _progress() as progress:
+            problems = assistant.repair(progress=progress)
+        remaining = assistant.check() if problems else []
+    else:
+        problems, remaining = assistant.check(), None
+    if as_json:
+        document: dict = {"problems": [asdict(p) for p in problems]}
+        if repair:
+            document["repaired"] = bool(problems) and not remaining
+            document["remaining"] = [asdict(p) for p in remaining or []]
+        print(json.dumps(document, indent=2))
+    else:
+        if not problems:
+            print("the index is consistent")
+        for p in problems:
+            print(f"{p.part}: {p.message}")
+        if remaining:
+            print(
+                "not repaired: " + "; ".join(f"{p.part}: {p.message}" for p in remaining),
+                file=sys.stderr,
+            )
+        elif repair and problems:
+            print("repaired")
+    if repair:
+        return 1 if remaining else 0
+    return 1 if problems else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
     from pathlib import Path
 
-    from . import eval_runner as ev
     from .assistant import Assistant
     from .errors import InputError
+    from .evaluation import gate, reports
+    from .evaluation.dataset import load_qa
+    from .evaluation.metrics import METRICS
+    from .evaluation.runner import make_judge, run_eval
 
     settings = _settings(args)
-    items = ev.load_qa(args.qa)
+    items = load_qa(args.qa)
     threshold_file = args.threshold or (
         "eval/thresholds.json" if Path("eval/thresholds.json").is_file() else None
     )
-    thresholds = ev.load_thresholds(threshold_file) if threshold_file else None
-    previous = ev.load_report(args.compare) if args.compare else None
+    thresholds = gate.load_thresholds(threshold_file) if threshold_file else None
+    previous = reports.load_report(args.compare) if args.compare else None
     if args.save_thresholds and Path(args.save_thresholds).exists():
         raise InputError(f"{args.save_thresholds} exists; it is never overwritten")
-    judge = ev.make_judge(settings, args.judge)
+    judge = make_judge(settings, args.judge)
     assistant = Assistant(settings, judge=judge)
-    with ExitStack() as stack:
-        report = ev.run_eval(
-            assistant, items, judge=judge, qa_path=args.qa, progress=_eval_progress(stack)
-        )
-    out = Path(args.out) if args.out else ev.default_out_dir()
-    paths = ev.write_report(report, out)
+    with _progress() as progress:
+        report = run_eval(assistant, items, judge=judge, qa_path=args.qa, progress=progress)
+    out = Path(args.out) if args.out else reports.default_out_dir()
+    paths = reports.write_report(report, out)
     totals = report["totals"]
     print(
         f"{totals['counts']['questions']} questions in {report['seconds']} s "
         f"({report['config']['mode']}, judge {report['config']['judge']})"
     )
-    for metric in ev.METRICS:
-        print(f"  {metric:<20} {ev.fmt(totals['metrics'][metric])}")
+    for metric in METRICS:
+        print(f"  {metric:<20} {reports.fmt(totals['metrics'][metric])}")
     print("report: " + ", ".join(str(p) for p in paths))
     if args.save_thresholds:
-        print(f"thresholds: {ev.save_thresholds(report, args.save_thresholds)}")
+        print(f"thresholds: {gate.save_thresholds(report, args.save_thresholds)}")
     if previous is not None:
         print(f"\nchange since {args.compare}:")
-        print(ev.render_deltas(ev.compare_reports(report, previous), changed_only=True))
+        print(reports.render_deltas(reports.compare_reports(report, previous), changed_only=True))
     if thresholds is not None:
-        failures = ev.check_thresholds(report, thresholds)
+        failures = gate.check_thresholds(report, thresholds)
         if failures:
             print(f"\nthresholds missed ({threshold_file}):", file=sys.stderr)
             for failure in failures:
@@ -436,7 +433,9 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
     if assistant.index.is_empty() and assistant.settings.auto_ingest_bundled:
         print("The index is empty: ingesting the bundled sample corpus...", file=sys.stderr)
-        print(assistant.ingest_bundled(progress=_progress()).summary(), file=sys.stderr)
+        with _progress() as progress:
+            report = assistant.ingest_bundled(progress=progress)
+        print(report.summary(), file=sys.stderr)
     from .ui import serve
 
     serve(

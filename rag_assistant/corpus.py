@@ -41,6 +41,8 @@ from .errors import (
     UnsupportedFileError,
     UploadTooLargeError,
 )
+from .text.normalize import fold, visible
+from .types import Paper, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,21 @@ BUNDLED_PREFIX = "bundled:"
 # A listing line longer than this is abstract text, never a title.
 TITLE_MAX_CHARS = 300
 # Abstracts longer than this are cut (and reported); keeps one broken line from taking
-# the index down. Overridden by settings.limits.max_abstract_chars.
+# the index down.
 DEFAULT_MAX_ABSTRACT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds on what is read (ingest takes them from ``settings.limits``):
+    ``max_title_chars``, a listing line longer than this is abstract text, never a title, and
+    a record's title may be at most three times as long; ``max_abstract_chars``, longer
+    abstracts are cut and reported; ``max_file_bytes``, larger files are refused."""
+
+    max_title_chars: int = TITLE_MAX_CHARS
+    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS
+    max_file_bytes: int = 2**40
+
 
 _CHROME_EXACT = {
     "new",
@@ -78,43 +93,6 @@ _DATE_LINE = re.compile(rf"^(?:Published on |Submitted on )?{_MONTH}\.? \d{{1,2}
 _ONLY_PUNCT_OR_DIGITS = re.compile(r"^[\W\d_]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
-
-
-@dataclass
-class Paper:
-    """One paper: what the index stores and what answers cite."""
-
-    paper_id: str
-    title: str
-    abstract: str
-    url: str | None = None
-    authors: list[str] = field(default_factory=list)
-    date: str | None = None
-    sources: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-
-    @property
-    def content_hash(self) -> str:
-        """Changes when the text that is chunked and embedded changes."""
-        return _digest(self.title + "\x1f" + self.abstract)
-
-    @property
-    def meta_hash(self) -> str:
-        """Changes when displayed metadata changes (url, authors, date, categories)."""
-        blob = json.dumps([self.url, self.authors, self.date, self.categories])
-        return _digest(blob)
-
-
-@dataclass
-class Skipped:
-    """An entry that was not ingested, and why."""
-
-    source: str
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}"
 
 
 @dataclass
@@ -166,9 +144,10 @@ def _digest(text: str) -> str:
 
 
 def normalize_title(title: str) -> str:
-    """Case-folded, accent-free title with punctuation collapsed: the identity of a paper."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    """The identity of a paper: the title :func:`~rag_assistant.text.normalize.fold`-ed,
+    accents removed, punctuation collapsed."""
+    text = unicodedata.normalize("NFKD", fold(title))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(re.findall(r"\w+", text))
 
 
@@ -204,8 +183,9 @@ def clean_abstract(text: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """Control characters removed, white space (line breaks included) collapsed."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
+    """Text as stored and shown: invisible format characters (zero-width, bidi controls) and
+    control characters removed, white space (line breaks included) collapsed."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", visible(text))).strip()
 
 
 def bundled_corpus_dir() -> Path:
@@ -375,7 +355,7 @@ def read_listing(
     *,
     log: ReadLog,
     source: str | None = None,
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
+    limits: ReadLimits = ReadLimits(),
 ) -> Iterator[Paper]:
     """Read a listing page: title line, abstract line, page chrome dropped.
 
@@ -404,11 +384,11 @@ def read_listing(
     i, last_abstract_at = 0, -2
     while i < len(content):
         lineno, line, date = content[i]
-        if len(line) > TITLE_MAX_CHARS:
+        if len(line) > limits.max_title_chars:
             if papers and last_abstract_at == i - 1:
                 papers[-1].abstract = _bounded(
                     papers[-1].abstract + " " + clean_abstract(line),
-                    max_abstract_chars,
+                    limits.max_abstract_chars,
                     "abstract",
                     f"{source}:{lineno}",
                     log.warnings,
@@ -421,8 +401,8 @@ def read_listing(
         nxt = content[i + 1][1] if i + 1 < len(content) else None
         after = content[i + 2][1] if i + 2 < len(content) else None
         is_abstract = nxt is not None and (
-            len(nxt) > TITLE_MAX_CHARS
-            or (len(nxt) > len(line) and (after is None or len(after) <= TITLE_MAX_CHARS))
+            len(nxt) > limits.max_title_chars
+            or (len(nxt) > len(line) and (after is None or len(after) <= limits.max_title_chars))
         )
         if not is_abstract:
             log.skipped.append(Skipped(source, lineno, f"title without abstract: {line[:60]!r}"))
@@ -430,7 +410,7 @@ def read_listing(
             continue
         abstract = _bounded(
             clean_abstract(nxt),
-            max_abstract_chars,
+            limits.max_abstract_chars,
             "abstract",
             f"{source}:{lineno + 1}",
             log.warnings,
@@ -522,7 +502,7 @@ def _record_to_paper(
     where: str,
     *,
     categories: Sequence[str] = (),
-    max_abstract_chars: int,
+    limits: ReadLimits,
     warnings: list[str],
 ) -> Paper | None:
     """A paper from one record, or None when it is filtered out by category.
@@ -552,9 +532,9 @@ def _record_to_paper(
         raise ValueError("empty 'title'")
     if not abstract:
         raise ValueError("empty 'abstract'")
-    if len(title) > TITLE_MAX_CHARS * 3:
+    if len(title) > limits.max_title_chars * 3:
         raise ValueError(f"'title' is {len(title):,} characters long")
-    abstract = _bounded(abstract, max_abstract_chars, "abstract", where, warnings)
+    abstract = _bounded(abstract, limits.max_abstract_chars, "abstract", where, warnings)
     url = record.get("url") or None
     if url is not None and not isinstance(url, str):
         raise ValueError("'url' must be a string")
@@ -661,7 +641,7 @@ def read_records(
     source: str | None = None,
     strict: bool = True,
     categories: Sequence[str] = (),
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
+    limits: ReadLimits = ReadLimits(),
 ) -> Iterator[Paper]:
     """Stream a JSON-lines / JSON / CSV file of records, one paper at a time.
 
@@ -682,7 +662,7 @@ def read_records(
                 source,
                 where,
                 categories=categories,
-                max_abstract_chars=max_abstract_chars,
+                limits=limits,
                 warnings=log.warnings,
             )
         except ValueError as exc:
@@ -718,23 +698,17 @@ def read_file(
     log: ReadLog,
     strict: bool = True,
     categories: Sequence[str] = (),
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
-    max_file_bytes: int = 2**40,
+    limits: ReadLimits = ReadLimits(),
 ) -> Iterator[Paper]:
     """Stream the papers of one supported file."""
-    _check_size(path, max_file_bytes)
+    _check_size(path, limits.max_file_bytes)
     source = source_key(path)
     kind = _format_of(path)
     if kind == "listing":
-        yield from read_listing(path, log=log, source=source, max_abstract_chars=max_abstract_chars)
+        yield from read_listing(path, log=log, source=source, limits=limits)
     elif kind in ("json", "csv"):
         yield from read_records(
-            path,
-            log=log,
-            source=source,
-            strict=strict,
-            categories=categories,
-            max_abstract_chars=max_abstract_chars,
+            path, log=log, source=source, strict=strict, categories=categories, limits=limits
         )
     else:
         raise UnsupportedFileError(f"{path}: unsupported file type")
@@ -747,8 +721,7 @@ def read_paths(
     log: ReadLog,
     strict: bool = True,
     categories: Sequence[str] = (),
-    max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS,
-    max_file_bytes: int = 2**40,
+    limits: ReadLimits = ReadLimits(),
 ) -> Iterator[Paper]:
     """Stream the papers of every file the paths name (checked up front by :func:`discover`).
 
@@ -760,8 +733,7 @@ def read_paths(
             log=log,
             strict=strict,
             categories=categories,
-            max_abstract_chars=max_abstract_chars,
-            max_file_bytes=max_file_bytes,
+            limits=limits,
         )
 
 

@@ -26,6 +26,10 @@ class QuestionTooLongError(InputError):
     """The question does not fit the token budget."""
 
 
+class InvalidParameterError(InputError):
+    """A parameter of a call is out of range (``k`` below 1, say)."""
+
+
 class SourceError(InputError):
     """A corpus file or folder cannot be ingested."""
 

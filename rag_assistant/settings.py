@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
 
 
 def default_home() -> Path:
@@ -58,8 +68,12 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(1024, ge=1, description="Texts embedded per batch.")
 
 
+MAX_K = 50
+"""The most papers one question may retrieve (``k``)."""
+
+
 class RetrievalSettings(BaseModel):
-    k: int = Field(5, ge=1, le=50, description="Papers returned by retrieve / used by ask.")
+    k: int = Field(5, ge=1, le=MAX_K, description="Papers returned by retrieve / used by ask.")
     candidates: int = Field(
         40, ge=5, le=1000, description="Chunks taken from each retriever before fusion."
     )
@@ -118,7 +132,12 @@ class LimitSettings(BaseModel):
     max_abstract_chars: int = Field(
         20_000, ge=100, description="Longer abstracts are truncated at ingest (and reported)."
     )
-    max_title_chars: int = Field(500, ge=20, description="Longer title lines are not titles.")
+    max_title_chars: int = Field(
+        300,
+        ge=20,
+        description="A listing line longer than this is abstract text, not a title; a "
+        "record's title may be at most three times as long.",
+    )
     max_question_chars: int = Field(
         4_000, ge=10, description="Longer questions are refused before tokenizing."
     )
@@ -186,10 +205,55 @@ class Settings(BaseSettings):
         """True when a key or an OpenAI-compatible base URL is set."""
         return self.openai.api_key is not None or bool(self.openai.base_url)
 
-    def resolved_mode(self) -> Literal["offline", "llm"]:
-        """The answer mode that ``answer.llm`` resolves to with this configuration."""
-        if self.answer.llm == "offline":
-            return "offline"
-        if self.answer.llm == "openai":
-            return "llm"
-        return "llm" if self.llm_configured else "offline"
+    def merged(self, **overrides: Any) -> Settings:
+        """A copy with ``overrides`` applied and validated like the environment is: nested
+        groups merge (``retrieval={"k": 3}`` keeps the other retrieval settings), a name
+        that is no setting or a value out of range raises :class:`ConfigurationError`."""
+        _check_names(type(self), overrides, "")
+        data = _deep_merge(self.model_dump(), overrides)
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ConfigurationError(_validation_message(exc)) from exc
+
+
+def _check_names(model: type[BaseModel], values: dict, prefix: str) -> None:
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        if field is None:
+            known = ", ".join(sorted(model.model_fields))
+            raise ConfigurationError(f"unknown setting {prefix}{name!r} (known: {known})")
+        annotation = field.annotation
+        nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        if isinstance(value, dict) and nested:
+            _check_names(annotation, value, f"{prefix}{name}.")
+
+
+def _deep_merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """One line per invalid setting: ``retrieval.k: Input should be greater than or equal
+    to 1 (got 0)``."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "settings"
+        lines.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid setting: " + "; ".join(lines)
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with ``overrides`` on top, invalid values reported as
+    :class:`ConfigurationError` (as :meth:`Settings.merged` does)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(_validation_message(exc)) from exc
+    return settings.merged(**overrides) if overrides else settings

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from .answers import Answer, Final, Status, TextDelta
+from .answer.citations import evidence_spans
 from .assistant import Assistant
-from .citations import evidence_spans
 from .errors import RagAssistantError
+from .types import Answer, Final, Status, TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _escape_line_start(match: re.Match[str]) -> str:
     return indent + (mark + "\\" if mark[0].isdigit() else "\\" + mark)
 
 
-def h(text: str) -> str:
+def html_text(text: str) -> str:
     """``text`` escaped for HTML, including quotes and template braces."""
     return (
         html.escape(text, quote=True)
@@ -126,7 +126,9 @@ def _marked(answer: Answer) -> str:
             continue
         reason = claim.reason or "not supported by the cited abstracts"
         out.append(md_text(text[pos:at]))
-        out.append(f'<mark class="unsupported" title="{h(reason)}">⚠️ {md_text(claim.text)}</mark>')
+        out.append(
+            f'<mark class="unsupported" title="{html_text(reason)}">⚠️ {md_text(claim.text)}</mark>'
+        )
         pos = at + len(claim.text)
     out.append(md_text(text[pos:]))
     return "".join(out)
@@ -145,17 +147,17 @@ EVIDENCE_PLACEHOLDER = (
 def _highlight(text: str, spans: Sequence[tuple[int, int]]) -> str:
     out, pos = [], 0
     for start, end in spans:
-        out.append(h(text[pos:start]))
-        out.append(f"<mark>{h(text[start:end])}</mark>")
+        out.append(html_text(text[pos:start]))
+        out.append(f"<mark>{html_text(text[start:end])}</mark>")
         pos = end
-    out.append(h(text[pos:]))
+    out.append(html_text(text[pos:]))
     return "".join(out)
 
 
 def _link(url: str | None) -> str:
     if not url or not url.lower().startswith(("https://", "http://")):
         return ""
-    return f' · <a href="{h(url)}" target="_blank" rel="noopener noreferrer">link</a>'
+    return f' · <a href="{html_text(url)}" target="_blank" rel="noopener noreferrer">link</a>'
 
 
 def evidence_html(answer: Answer | None) -> str:
@@ -166,7 +168,7 @@ def evidence_html(answer: Answer | None) -> str:
         return EVIDENCE_PLACEHOLDER
     if not answer.citations:
         closest = "".join(
-            f'<li>{h(s.title)} <span class="meta">score {s.score:.3f}</span></li>'
+            f'<li>{html_text(s.title)} <span class="meta">score {s.score:.3f}</span></li>'
             for s in answer.sources[:3]
         )
         head = "The answer is a refusal: no paper was cited." if answer.refused else "No citation."
@@ -181,14 +183,14 @@ def evidence_html(answer: Answer | None) -> str:
         spans = sorted({span for c in claims for span in evidence_spans(c.text, abstract)})
         items = "".join(
             f'<li class="{"supported" if c.supported else "unsupported"}">'
-            f"{'✓' if c.supported else '⚠️ not supported:'} {h(c.text)}</li>"
+            f"{'✓' if c.supported else '⚠️ not supported:'} {html_text(c.text)}</li>"
             for c in claims
         )
-        quoted = " … ".join(f"<mark>{h(abstract[a:b].strip())}</mark>" for a, b in spans)
+        quoted = " … ".join(f"<mark>{html_text(abstract[a:b].strip())}</mark>" for a, b in spans)
         score = f"score {source.score:.3f}" if source else ""
         cards.append(
             f'<div class="paper" data-number="{citation.number}">'
-            f'<div class="paper-title">[{citation.number}] {h(citation.title)}</div>'
+            f'<div class="paper-title">[{citation.number}] {html_text(citation.title)}</div>'
             f'<div class="meta">{score}{_link(citation.url)}</div>'
             f'<ul class="claims">{items}</ul>'
             + (f'<blockquote class="support">{quoted}</blockquote>' if quoted else "")

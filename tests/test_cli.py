@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clirun import run_cli
 
-from rag_assistant.catalog import Catalog
+from rag_assistant.store.catalog import Catalog
 
 PROJECT = Path(__file__).resolve().parents[1]
 README = PROJECT / "README.md"

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from rag_assistant import corpus
+from rag_assistant.corpus import ReadLimits
 from rag_assistant.errors import (
     EmptySourceError,
     EncodingError,
@@ -508,14 +509,14 @@ def test_a_truncated_gzip_file_cannot_be_read(tmp_path):
 def test_a_file_over_the_size_limit_is_refused_before_reading(tmp_path):
     path = write(tmp_path / "big.jsonl", json.dumps({"title": "A", "abstract": "B" * 3000}))
     with pytest.raises(UploadTooLargeError, match=r"big\.jsonl: .* MiB is larger than the limit"):
-        parse(path, max_file_bytes=2048)
-    assert len(parse(path, max_file_bytes=4096).papers) == 1
+        parse(path, limits=ReadLimits(max_file_bytes=2048))
+    assert len(parse(path, limits=ReadLimits(max_file_bytes=4096)).papers) == 1
 
 
 def test_an_abstract_over_the_length_limit_is_cut_and_reported(tmp_path):
     words = " ".join(f"w{i:03d}" for i in range(100))  # 100 words of 4 characters
     path = write(tmp_path / "long.jsonl", json.dumps({"title": "Long", "abstract": words}))
-    result = parse(path, max_abstract_chars=102)
+    result = parse(path, limits=ReadLimits(max_abstract_chars=102))
     (paper,) = result.papers.values()
     # 102 characters end inside the 21st word; the cut goes back to the last whole word
     assert paper.abstract == " ".join(f"w{i:03d}" for i in range(20))

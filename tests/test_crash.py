@@ -25,8 +25,9 @@ from rag_assistant import Assistant
 from rag_assistant.corpus import ReadLog, bundled_corpus_dir, parse_paths, read_listing
 from rag_assistant.errors import IndexCorruptError
 from rag_assistant.faults import POINTS
-from rag_assistant.index import Index, Problem
+from rag_assistant.index import Index
 from rag_assistant.settings import Settings
+from rag_assistant.types import Problem
 
 pytestmark = pytest.mark.slow
 
@@ -125,21 +126,19 @@ def assert_consistent(home: Path, expected: Expected) -> None:
         assert index.catalog.tombstones() == []
 
         manifest = index.manifest()
-        assert manifest["papers"] == len(expected.papers)
-        assert manifest["chunks"] == len(catalog_ids)
-        collection = manifest["chroma"]["collection"]
+        assert manifest.papers == len(expected.papers)
+        assert manifest.chunks == len(catalog_ids)
+        collection = manifest.chroma.collection
         assert index.vectors.ids(collection) == catalog_ids
         assert index.vectors.count(collection) == len(catalog_ids)  # no duplicates in Chroma
         # one collection of this index is left: stale ones are dropped
-        prefix = index._collection_name("")
+        prefix = index.collection_name("")
         assert [n for n in index.vectors.collection_names() if n.startswith(prefix)] == [collection]
 
         lexical = index.lexical()
         assert len(lexical.chunk_ids) == len(set(lexical.chunk_ids))  # no duplicates in BM25
         assert set(lexical.chunk_ids) == catalog_ids
-        assert [d.name for d in (home / "lexical").iterdir()] == [
-            Path(manifest["lexical"]["dir"]).name
-        ]
+        assert [d.name for d in (home / "lexical").iterdir()] == [Path(manifest.lexical.dir).name]
         assert not (home / "manifest.json.tmp").exists()
     finally:
         index.close()

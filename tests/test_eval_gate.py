@@ -7,13 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rag_assistant import Assistant
-from rag_assistant.eval_runner import (
-    check_thresholds,
-    load_qa,
-    load_thresholds,
-    run_eval,
-    write_report,
-)
+from rag_assistant.evaluation.dataset import load_qa
+from rag_assistant.evaluation.gate import check_thresholds, load_thresholds
+from rag_assistant.evaluation.reports import write_report
+from rag_assistant.evaluation.runner import run_eval
 from rag_assistant.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -14,21 +14,14 @@ import pytest
 from clirun import run_cli
 
 from rag_assistant import cli
-from rag_assistant.answers import Answer, Citation, Claim
-from rag_assistant.citations import LexicalJudge, Verdict, claims, resolve
+from rag_assistant.answer.citations import claims, resolve
+from rag_assistant.answer.judges import LexicalJudge, LLMJudge
+from rag_assistant.answer.llm import Completion
 from rag_assistant.errors import InputError
-from rag_assistant.eval_runner import (
+from rag_assistant.evaluation.dataset import check_gold_titles, load_qa
+from rag_assistant.evaluation.gate import check_thresholds, load_thresholds, save_thresholds
+from rag_assistant.evaluation.metrics import (
     METRICS,
-    aggregate,
-    check_gold_titles,
-    check_thresholds,
-    compare_reports,
-    load_qa,
-    load_thresholds,
-    render_deltas,
-    save_thresholds,
-)
-from rag_assistant.evaluation import (
     RefusalCounts,
     alce_scores,
     citation_check,
@@ -38,9 +31,9 @@ from rag_assistant.evaluation import (
     retrieval_scores,
     token_f1,
 )
-from rag_assistant.judges import LLMJudge
-from rag_assistant.llm import Completion
-from rag_assistant.retrieval import Source
+from rag_assistant.evaluation.reports import compare_reports, render_deltas
+from rag_assistant.evaluation.runner import aggregate
+from rag_assistant.types import Answer, Citation, Claim, Source, Verdict
 
 DATA = Path(__file__).parent / "data"
 QA_SMALL = DATA / "qa_small.jsonl"
@@ -593,7 +586,7 @@ def test_default_out_dir_is_under_eval_runs(home, tmp_path, monkeypatch):
 
 def test_run_eval_on_an_empty_index_that_may_not_bootstrap(empty_assistant):
     from rag_assistant.errors import IndexEmptyError
-    from rag_assistant.eval_runner import run_eval
+    from rag_assistant.evaluation.runner import run_eval
 
     with pytest.raises(IndexEmptyError, match="is empty"):
         run_eval(empty_assistant, load_qa(QA_SMALL))

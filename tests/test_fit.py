@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag_assistant import Assistant
-from rag_assistant.embeddings import LSAEmbedder
+from rag_assistant.store.embeddings import LSAEmbedder
 
 
 def test_the_sample_is_every_step_th_chunk_the_same_on_every_pass(assistant: Assistant):

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag_assistant import Assistant
-from rag_assistant.corpus import TITLE_MAX_CHARS, ReadLog, read_file
+from rag_assistant.corpus import TITLE_MAX_CHARS, ReadLimits, ReadLog, read_file
 from rag_assistant.errors import QuestionTooLongError, RagAssistantError
 from rag_assistant.settings import Settings
 
@@ -54,7 +54,11 @@ def parse(name: str, data: bytes, *, strict: bool = True) -> list:
         path.write_bytes(data)
         log = ReadLog()
         try:
-            papers = list(read_file(path, log=log, strict=strict, max_abstract_chars=MAX_ABSTRACT))
+            papers = list(
+                read_file(
+                    path, log=log, strict=strict, limits=ReadLimits(max_abstract_chars=MAX_ABSTRACT)
+                )
+            )
         except RagAssistantError as exc:
             assert str(exc)  # a message the user can read
             return []

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from rag_assistant import Assistant
-from rag_assistant.lexical import LexicalIndex
+from rag_assistant.store.lexical import LexicalIndex
 
 SAMPLE = Path(__file__).parent / "fixtures" / "arxiv_snapshot_sample.json"
 
@@ -41,9 +41,9 @@ def test_a_paper_repeated_after_its_batch_was_committed(
 ):
     """Papers of earlier batches are kept only as title, sources and abstract digest: a later
     entry of one still adds its source, keeps the first abstract and warns when they differ."""
-    from rag_assistant import index
+    from rag_assistant.store import ingest
 
-    monkeypatch.setattr(index, "BATCH_PAPERS", 2)
+    monkeypatch.setattr(ingest, "BATCH_PAPERS", 2)
     records = [
         {"title": f"Paper number {n}", "abstract": f"Abstract {n} about topic {n} in detail."}
         for n in range(1, 6)

@@ -13,12 +13,13 @@ import pytest
 from clirun import run_cli
 
 from rag_assistant import Assistant
-from rag_assistant.chunking import Chunker
-from rag_assistant.corpus import Paper, paper_id_for_title
+from rag_assistant.corpus import paper_id_for_title
 from rag_assistant.errors import IndexBusyError, IndexMismatchError
 from rag_assistant.settings import ChunkingSettings, Settings
-from rag_assistant.terms import query_terms
-from rag_assistant.tokens import encoding
+from rag_assistant.store.chunking import Chunker
+from rag_assistant.text.terms import query_terms
+from rag_assistant.text.tokens import encoding
+from rag_assistant.types import Paper
 
 ALPHA = "Alpha Sparse Attention for Long Inputs"
 BETA = "Beta Decoding with Small Drafts"
@@ -79,7 +80,7 @@ def small(tmp_path, corpus_dir) -> Assistant:
 def state(assistant: Assistant) -> dict:
     """What each part of the index holds, read from the parts themselves."""
     index = assistant.index
-    collection = index.manifest()["chroma"]["collection"]
+    collection = index.manifest().chroma.collection
     lexical = index.lexical()
     return {
         "papers": index.catalog.counts()[0],
@@ -147,7 +148,7 @@ def test_an_abstract_within_the_budget_is_one_chunk_unchanged():
 
 def test_stored_chunks_carry_title_and_paper_id(small):
     index = small.index
-    collection = index.manifest()["chroma"]["collection"]
+    collection = index.manifest().chroma.collection
     stored = index.vectors.collection(collection).get(include=["metadatas", "documents"])
     rows = index.catalog.chunks(stored["ids"])
     assert len(stored["ids"]) == len(rows) == len(index.catalog.chunk_ids())
@@ -161,7 +162,7 @@ def test_stored_chunks_carry_title_and_paper_id(small):
         assert document == rows[cid].text and document in paper.abstract
         delta_chunks += paper.title == DELTA
     assert delta_chunks >= 2  # a 121-token abstract does not fit one 64-token chunk
-    assert (index.manifest()["chunking"]["chunk_size"], index.status().chunking) == (
+    assert (index.manifest().chunking.chunk_size, index.status().chunking) == (
         64,
         "64/8 tokens",
     )
@@ -330,7 +331,7 @@ def test_a_second_writer_is_told_the_index_is_busy(small, corpus_dir):
 
 def test_check_finds_and_repair_restores_a_missing_chroma_chunk(small):
     index = small.index
-    collection = index.manifest()["chroma"]["collection"]
+    collection = index.manifest().chroma.collection
     victim = sorted(chunk_ids_of(small, DELTA))[1]
     original = index.vectors.collection(collection).get(ids=[victim], include=["embeddings"])
     index.vectors.delete(collection, [victim])
@@ -349,11 +350,11 @@ def test_check_finds_and_repair_restores_a_missing_chroma_chunk(small):
 def test_check_finds_and_repair_removes_a_stray_chroma_chunk_and_a_lost_bm25(small):
     index = small.index
     manifest = index.manifest()
-    collection = manifest["chroma"]["collection"]
+    collection = manifest.chroma.collection
     some = sorted(index.catalog.chunk_ids())[0]
     vector = index.vectors.collection(collection).get(ids=[some], include=["embeddings"])
     index.vectors.upsert(collection, ["stray::0::0"], vector["embeddings"], ["x"], [{"t": 1}])
-    for f in (small.settings.home / manifest["lexical"]["dir"]).iterdir():
+    for f in (small.settings.home / manifest.lexical.dir).iterdir():
         f.unlink()
 
     found = sorted((p.part, p.message.split(" (")[0]) for p in small.check())
@@ -361,7 +362,7 @@ def test_check_finds_and_repair_removes_a_stray_chroma_chunk_and_a_lost_bm25(sma
         ("chroma", "1 chunk(s) in Chroma that the catalog does not hold"),
         (
             "lexical",
-            f"the lexical index {small.settings.home / manifest['lexical']['dir']} is missing",
+            f"the lexical index {small.settings.home / manifest.lexical.dir} is missing",
         ),
     ]
     small.repair()
@@ -372,7 +373,7 @@ def test_index_check_and_repair_from_the_command_line(small, monkeypatch):
     monkeypatch.setenv("RAG_ASSISTANT_CHUNKING__CHUNK_SIZE", "64")
     monkeypatch.setenv("RAG_ASSISTANT_CHUNKING__CHUNK_OVERLAP", "8")
     index = small.index
-    collection = index.manifest()["chroma"]["collection"]
+    collection = index.manifest().chroma.collection
     index.vectors.delete(collection, [sorted(chunk_ids_of(small, ALPHA))[0]])
     env_home = ["--home", str(small.settings.home)]
 

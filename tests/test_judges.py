@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from openai_server import OpenAIServer
 
-from rag_assistant.judges import LLMJudge, parse_verdict
-from rag_assistant.llm import ChatModel
+from rag_assistant.answer.judges import LLMJudge, parse_verdict
+from rag_assistant.answer.llm import ChatModel
 from rag_assistant.settings import Settings
 
 

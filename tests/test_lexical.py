@@ -8,7 +8,7 @@ import random
 import pytest
 
 from rag_assistant.errors import IndexCorruptError
-from rag_assistant.lexical import COUNTS_FILE, LexicalIndex
+from rag_assistant.store.lexical import COUNTS_FILE, LexicalIndex
 
 
 def test_scores_are_bm25_lucene_computed_by_hand():

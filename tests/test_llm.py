@@ -16,7 +16,7 @@ import pytest
 from openai_server import OpenAIServer, Reply
 
 from rag_assistant import Assistant
-from rag_assistant.answers import REFUSAL, Final, Status, TextDelta
+from rag_assistant.answer.llm import Completion, UsageReport
 from rag_assistant.errors import (
     LLMAuthenticationError,
     LLMRateLimitError,
@@ -24,8 +24,8 @@ from rag_assistant.errors import (
     LLMTimeoutError,
     LLMUnavailableError,
 )
-from rag_assistant.llm import Completion, UsageReport
 from rag_assistant.settings import Settings
+from rag_assistant.types import REFUSAL, Final, Status, TextDelta
 
 QUESTION = "How does HyperAttention make long-context attention faster?"
 KEY = "sk-test-SENTINEL-9f3b2c"

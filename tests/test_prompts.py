@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rag_assistant import prompts
-from rag_assistant.answers import REFUSAL
+from rag_assistant.answer import prompts
 from rag_assistant.errors import PromptTemplateError
+from rag_assistant.types import REFUSAL
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_wheel_ships_the_prompts_and_loads_them_from_elsewhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import rag_assistant, rag_assistant.prompts as p; "
+        "import rag_assistant, rag_assistant.answer.prompts as p; "
         "print(rag_assistant.__file__); print(p.default_dir()); print(len(p.load_all()))"
     )
     out = subprocess.run(

@@ -11,8 +11,8 @@ import json
 import pytest
 
 from rag_assistant import Assistant
+from rag_assistant.answer.retrieval import Retriever, group_by_paper, rrf
 from rag_assistant.corpus import paper_id_for_title
-from rag_assistant.retrieval import Retriever, group_by_paper, rrf
 from rag_assistant.settings import RetrievalSettings, Settings
 
 # --- the fusion function ----------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_real_rankings_are_fused_and_grouped_as_documented(four):
     question = "attention blocks memory"
     sources = four.retrieve(question, k=4)
     index = four.index
-    from rag_assistant.terms import query_terms
+    from rag_assistant.text.terms import query_terms
 
     lexical = [cid for cid, _ in index.lexical_search(query_terms(question), 40)]
     dense = [cid for cid, _ in index.dense_search(question, 40)]

@@ -21,10 +21,10 @@ from gradio_client.exceptions import AuthenticationError
 from hostile import EVIL_TITLE, HYPER, QUESTION, write_evil_paper
 
 from rag_assistant import REFUSAL, Assistant
+from rag_assistant.answer.llm import Completion, UsageReport
 from rag_assistant.errors import ConfigurationError, LLMUnavailableError
-from rag_assistant.llm import Completion, UsageReport
 from rag_assistant.settings import Settings
-from rag_assistant.ui import ChatUI, evidence_html, h, md_text, parse_auth, serve
+from rag_assistant.ui import ChatUI, evidence_html, html_text, md_text, parse_auth, serve
 
 
 class ScriptedModel:
@@ -82,8 +82,11 @@ def test_md_text_leaves_no_markup():
 
 
 def test_h_escapes_quotes_and_template_braces():
-    assert h("<img src=\"x\" onerror='y'>") == "&lt;img src=&quot;x&quot; onerror=&#x27;y&#x27;&gt;"
-    assert h("${value} {{x}}") == "&#36;&#123;value&#125; &#123;&#123;x&#125;&#125;"
+    assert (
+        html_text("<img src=\"x\" onerror='y'>")
+        == "&lt;img src=&quot;x&quot; onerror=&#x27;y&#x27;&gt;"
+    )
+    assert html_text("${value} {{x}}") == "&#36;&#123;value&#125; &#123;&#123;x&#125;&#125;"
 
 
 def test_parse_auth():
@@ -118,14 +121,14 @@ def test_offline_answer_streams_then_shows_citations_and_evidence(assistant: Ass
     assert "▌" not in message
 
     evidence = final[1]
-    assert f"[1] {h(HYPER)}" in evidence
+    assert f"[1] {html_text(HYPER)}" in evidence
     assert re.search(r"score \d\.\d{3}", evidence)
     # the sentences the answer quotes from paper 1 are the ones highlighted in its abstract
     answer = turns_of(final)[0].answer
     quoted = [c.text for c in answer.claims if 1 in c.citations]
     assert quoted
     for sentence in quoted:
-        assert f"<mark>{h(sentence.removesuffix(' [1]').strip())}</mark>" in evidence
+        assert f"<mark>{html_text(sentence.removesuffix(' [1]').strip())}</mark>" in evidence
     assert "<details><summary>Full abstract</summary>" in evidence
     turns = turns_of(final)
     assert len(turns) == 1 and turns[0].answer.citations[0].title == HYPER
@@ -312,7 +315,7 @@ def test_client_gets_a_streamed_cited_answer(app_url):
     assert len(outputs) >= 3  # retrieving, sentences, the checked answer
     message, evidence = final_chat(outputs[-1])
     assert f"\\[1\\] {md_text(HYPER)}" in message
-    assert f"[1] {h(HYPER)}" in evidence
+    assert f"[1] {html_text(HYPER)}" in evidence
     # a follow-up in the same session sees the first turn (kept in the server's gr.State)
     message, _ = final_chat(
         client.predict("How fast is it?", outputs[-1][0], 5, "offline", api_name="/ask")

@@ -3,8 +3,8 @@ glossary, and a question naming something the corpus never mentions is refused."
 
 from __future__ import annotations
 
-from rag_assistant.glossary import entries, expand
-from rag_assistant.terms import names
+from rag_assistant.text.glossary import entries, expand
+from rag_assistant.text.terms import names
 
 
 def test_glossary_phrases_match_whole_stemmed_words():
@@ -18,7 +18,7 @@ def test_glossary_phrases_match_whole_stemmed_words():
 
 def test_every_glossary_entry_has_a_phrase_and_research_terms():
     assert len(entries()) > 50
-    assert all(key and terms for key, _, terms in entries())
+    assert all(e.key and e.expansion_terms for e in entries())
 
 
 def test_names_are_words_written_like_names():
@@ -56,7 +56,7 @@ def test_a_misspelled_known_name_is_still_answered(assistant):
 
 
 def test_filler_words_are_dropped_unless_written_as_a_name():
-    from rag_assistant.terms import query_terms
+    from rag_assistant.text.terms import query_terms
 
     assert query_terms("Does everything else still run without the cache?") == ["run", "cach"]
     # "LESS" is a method's name; "less" is a word

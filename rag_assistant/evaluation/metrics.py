@@ -17,21 +17,39 @@ citation it concerns is left out and counted in ``judge_failures``.
 from __future__ import annotations
 
 import re
-import string
 import unicodedata
+import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .answers import Answer
-from .citations import SupportJudge, Verdict
-from .corpus import clean_abstract
+from ..answer.judges import SupportJudge
+from ..corpus import clean_abstract
+from ..text.markers import marker_numbers, strip_markers
+from ..text.normalize import fold, fold_spaces
+from ..types import Answer, Verdict
+
+RETRIEVAL_METRICS = ("hit@1", "hit@5", "mrr@10", "recall@10")
+CITATION_METRICS = ("citation_validity", "phantom_citations", "removed_citations")
+FAITHFULNESS_METRICS = ("citation_recall", "citation_precision", "grounded")
+CORRECTNESS_METRICS = ("key_fact_recall", "token_f1")
+REFUSAL_METRICS = ("refusal_accuracy", "false_refusal_rate", "answer_precision", "answer_accuracy")
+METRICS = (
+    *RETRIEVAL_METRICS,
+    *CITATION_METRICS,
+    *FAITHFULNESS_METRICS,
+    *CORRECTNESS_METRICS,
+    *REFUSAL_METRICS,
+    "judge_failures",
+)
+LOWER_IS_BETTER = frozenset(
+    {"phantom_citations", "removed_citations", "false_refusal_rate", "judge_failures"}
+)
 
 CORRECT_MIN_KEY_FACTS = 0.5
 """An answer to an answerable question is correct when it is not a refusal, cites a gold
 paper, and states at least this share of the key facts."""
 
-_MARKERS = re.compile(r"\s*\[\d+\]")
 _DASHES = re.compile(r"[\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uFE58\uFE63\uFF0D-]")
 _TIMES = re.compile(r"(\d)\s*(?:×|times(?:\b|(?=\d)))")
 _NOT_DECIMAL_POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
@@ -43,8 +61,9 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 def title_key(title: str) -> str:
-    """A title as compared with gold titles: NFKC, case-folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", title).casefold().split())
+    """A title as compared with gold titles (:func:`~rag_assistant.text.normalize.fold`,
+    white space collapsed)."""
+    return fold_spaces(title)
 
 
 def retrieval_scores(ranked_titles: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
@@ -89,7 +108,7 @@ def citation_check(answer: Answer) -> CitationCheck:
     sources = {s.paper_id: s.title for s in answer.sources}
     valid = sum(1 for c in answer.citations if sources.get(c.paper_id) == c.title)
     numbers = {c.number for c in answer.citations}
-    used = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    used = marker_numbers(answer.text)
     removed = sum(1 for w in answer.warnings if w.startswith("removed citation"))
     return CitationCheck(
         total=len(answer.citations),
@@ -137,10 +156,6 @@ class Faithfulness:
     def grounded(self) -> float | None:
         judged = [s for s in self.sentences if s.grounded is not None]
         return sum(s.grounded for s in judged) / len(judged) if judged else None
-
-
-def strip_markers(text: str) -> str:
-    return _MARKERS.sub("", text).strip()
 
 
 class _Counted:
@@ -229,9 +244,9 @@ def normalize_fact(text: str) -> str:
     unicode dashes and punctuation turned to spaces (decimal points and % kept);
     "2.86\\times" and "3.6×" written "2.86x", "3.6x"."""
     text = clean_abstract(unicodedata.normalize("NFKC", text))
-    text = _MARKERS.sub(" ", text).replace("\\", "")
+    text = strip_markers(text).replace("\\", "")
     text = re.sub(r"[{}$~^_]", " ", text)
-    text = _DASHES.sub(" ", text.casefold())
+    text = _DASHES.sub(" ", fold(text))
     text = _TIMES.sub(r"\1x", text)
     text = _NOT_DECIMAL_POINT.sub(" ", text)
     text = _PUNCT.sub(" ", text)
@@ -251,7 +266,7 @@ def key_fact_recall(text: str, key_facts: Sequence[str]) -> float | None:
 def squad_tokens(text: str) -> list[str]:
     """SQuAD's answer normalization: lower case, punctuation and articles removed, split on
     white space (citation markers are dropped first)."""
-    text = _MARKERS.sub(" ", text).lower()
+    text = strip_markers(text).lower()
     text = "".join(ch for ch in text if ch not in set(string.punctuation))
     return _ARTICLES.sub(" ", text).split()
 

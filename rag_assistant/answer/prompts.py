@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PromptTemplateError
+from ..errors import PromptTemplateError
 
 VARIABLES: dict[str, frozenset[str]] = {
     "answer_system": frozenset({"n_sources", "max_sentences", "refusal"}),
@@ -43,14 +43,16 @@ class Prompt:
 
 
 def default_dir() -> Path:
-    """The shipped templates: inside the installed package, else the checkout's prompts/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "prompts", here.parent / "prompts"):
+    """The shipped templates: inside the installed package (``rag_assistant/prompts``),
+    else the checkout's top-level ``prompts/``."""
+    package = Path(__file__).resolve().parents[1]
+    candidates = (package / "prompts", package.parent / "prompts")
+    for candidate in candidates:
         if (candidate / "answer_system.txt").is_file():
             return candidate
     raise PromptTemplateError(
-        f"the prompt templates are missing (looked in {here / 'prompts'} and "
-        f"{here.parent / 'prompts'}); reinstall rag-assistant"
+        f"the prompt templates are missing (looked in {candidates[0]} and {candidates[1]}); "
+        "reinstall rag-assistant"
     )
 
 

@@ -1,85 +1,24 @@
 """Citations checked by code.
 
-The answer text refers to the numbered sources it was given with ``[n]`` markers. Here each
-number is mapped to a source paper; a number that maps to nothing is removed and counted in
-the warnings; the rest are renumbered 1..m in order of first use. Each sentence then becomes a
-:class:`~rag_assistant.answers.Claim` whose support by the abstracts it cites is judged by a
-pluggable function (lexical by default).
+The answer text refers to the numbered sources it was given with markers
+(:mod:`rag_assistant.text.markers`). Here each number is mapped to a source paper; a number
+that maps to nothing is removed and counted in the warnings; the rest are renumbered 1..m in
+order of first use. Each sentence then becomes a :class:`~rag_assistant.types.Claim` whose
+support by the abstracts it cites is decided by a judge (:mod:`.judges`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
-from .answers import REFUSAL, Citation, Claim
-from .chunking import split_sentences
-from .retrieval import Source
-from .terms import numbers, terms
+from ..text.markers import MARKER, OPEN_MARKER, marker_numbers, numbers_of, strip_markers
+from ..text.sentences import split_sentences
+from ..text.terms import terms
+from ..types import REFUSAL, Citation, Claim, Source
+from .judges import SupportJudge
 
-# [1], [1, 2], [1; 3], [2-4] and runs like [1][2]
-_MARKER = re.compile(r"\[(\d{1,3}(?:\s*(?:,|;|–|-|and)\s*\d{1,3})*)\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
-
-
-@dataclass
-class Verdict:
-    """``failed``: the judge could not decide (an unparseable LLM reply); such a verdict is
-    counted apart by the evaluation, never scored as 0."""
-
-    supported: bool
-    score: float
-    reason: str = ""
-    failed: bool = False
-
-
-class SupportJudge(Protocol):
-    """Decides whether ``evidence`` (the cited abstracts) supports ``claim``."""
-
-    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict: ...
-
-
-class LexicalJudge:
-    """Deterministic support: the share of the claim's content terms found in the evidence
-    (``score``), and every number the claim states must appear in the evidence."""
-
-    def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = threshold
-
-    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict:
-        claim_terms = set(terms(claim))
-        if not evidence:
-            return Verdict(False, 0.0, "no citation")
-        if not claim_terms:
-            return Verdict(True, 1.0, "no content words to check")
-        evidence_text = " ".join(evidence)
-        found = claim_terms & set(terms(evidence_text))
-        score = len(found) / len(claim_terms)
-        missing_numbers = numbers(claim) - numbers(evidence_text)
-        if missing_numbers:
-            shown = ", ".join(sorted(missing_numbers))
-            return Verdict(False, score, f"number(s) not in the cited abstracts: {shown}")
-        if score < self.threshold:
-            return Verdict(
-                False, score, f"only {score:.0%} of its content words are in the cited abstracts"
-            )
-        return Verdict(True, score, "")
-
-
-def _expand(group: str) -> list[int]:
-    out: list[int] = []
-    for part in re.split(r"\s*(?:,|;|and)\s*", group):
-        if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
-            lo, hi = (int(x) for x in re.split(r"\s*[–-]\s*", part))
-            if 0 < hi - lo < 20:
-                out.extend(range(lo, hi + 1))
-                continue
-            out.extend((lo, hi))
-        elif part.strip().isdigit():
-            out.append(int(part))
-    return out
 
 
 class CitationMap:
@@ -93,7 +32,7 @@ class CitationMap:
 
     def _replace(self, match: re.Match[str]) -> str:
         kept = []
-        for n in _expand(match.group(1)):
+        for n in numbers_of(match.group(1)):
             if 1 <= n <= len(self.sources):
                 new = self.order.setdefault(n, len(self.order) + 1)
                 if new not in kept:
@@ -104,7 +43,7 @@ class CitationMap:
 
     def sub(self, text: str) -> str:
         """``text`` with its markers renumbered and unknown numbers removed."""
-        return _MARKER.sub(self._replace, text)
+        return MARKER.sub(self._replace, text)
 
     def citations(self) -> list[Citation]:
         out = []
@@ -130,15 +69,13 @@ class StreamResolver:
     a marker (``[1, ``) is held back until the marker closes, so no delta shows a number the
     final answer does not have."""
 
-    _OPEN = re.compile(r"\[[\d\s,;–\-and]{0,24}$")
-
     def __init__(self, sources: Sequence[Source]) -> None:
         self.map = CitationMap(sources)
         self._pending = ""
 
     def feed(self, delta: str) -> str:
         text = self._pending + delta
-        held = self._OPEN.search(text)
+        held = OPEN_MARKER.search(text)
         cut = held.start() if held else len(text)
         self._pending = text[cut:]
         return self.map.sub(text[:cut])
@@ -149,7 +86,7 @@ class StreamResolver:
 
 
 def resolve(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation], list[str]]:
-    """Map the ``[n]`` markers of ``text`` (n = position in ``sources``, from 1) to papers.
+    """Map the markers of ``text`` (n = position in ``sources``, from 1) to papers.
 
     Returns the text with markers renumbered 1..m in order of first use and unknown numbers
     removed, the citations (titles from the index), and one warning per removed number.
@@ -173,8 +110,8 @@ def claims(
     out: list[Claim] = []
     for start, end in split_sentences(text):
         sentence = text[start:end].strip()
-        numbers_ = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
-        bare = _MARKER.sub("", sentence).strip(" .;,")
+        numbers_ = marker_numbers(sentence)
+        bare = strip_markers(sentence).strip(" .;,")
         if not bare:
             if out and numbers_:
                 out[-1].citations.extend(n for n in numbers_ if n not in out[-1].citations)
@@ -188,23 +125,17 @@ def claims(
             for n in claim.citations
             if n in by_number and by_number[n].paper_id in abstracts
         ]
-        verdict = judge.judge(_MARKER.sub("", claim.text), evidence)
+        verdict = judge.judge(strip_markers(claim.text), evidence)
         claim.supported, claim.score = verdict.supported, verdict.score
         claim.reason = verdict.reason
     return out
-
-
-def is_refusal(text: str) -> bool:
-    """True when ``text`` is (or starts with) the refusal sentence."""
-    norm = " ".join(_MARKER.sub("", text).split()).strip().lower()
-    return norm.startswith(REFUSAL.lower().rstrip("."))
 
 
 def evidence_spans(claim: str, abstract: str, *, min_share: float = 0.5) -> list[tuple[int, int]]:
     """The sentences of ``abstract`` (as ``(start, end)`` spans, in order) that back ``claim``:
     the one sharing the largest part of the claim's content terms, and any other sharing at
     least ``min_share`` of them. None when no sentence shares a term (what the UI highlights)."""
-    claim_terms = set(terms(_MARKER.sub("", claim)))
+    claim_terms = set(terms(strip_markers(claim)))
     if not claim_terms:
         return []
     scored = []

@@ -32,9 +32,20 @@ def _stems(text: str) -> tuple[str, ...]:
     return tuple(w if w[0].isdigit() else stem(w) for w in words(text))
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One line of the glossary: the lay phrase as stemmed words (how it is found in a
+    question), its content terms (analyzed as a question's terms are), and the research
+    words as written with their terms."""
+
+    key: tuple[str, ...]
+    phrase_terms: tuple[str, ...]
+    written: str
+    expansion_terms: tuple[str, ...]
+
+
 @functools.lru_cache(maxsize=1)
-def entries() -> list[tuple[tuple[str, ...], str, list[str]]]:
-    """(stemmed phrase words, research words as written, their content terms)."""
+def entries() -> list[Entry]:
     out = []
     for raw in GLOSSARY_FILE.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
@@ -43,7 +54,7 @@ def entries() -> list[tuple[tuple[str, ...], str, list[str]]]:
         phrase, _, expansion = line.partition("=")
         key = _stems(phrase)
         if key and expansion.strip():
-            out.append((key, expansion.strip(), terms(expansion)))
+            out.append(Entry(key, tuple(terms(phrase)), expansion.strip(), tuple(terms(expansion))))
     return out
 
 
@@ -51,14 +62,16 @@ def expand(question: str) -> Expansion:
     """The glossary entries whose lay phrase occurs in ``question`` (as whole words)."""
     seq = _stems(question)
     found = Expansion()
-    for key, written, expansion_terms in entries():
-        n = len(key)
-        if not any(seq[i : i + n] == key for i in range(len(seq) - n + 1)):
+    for entry in entries():
+        n = len(entry.key)
+        if not any(seq[i : i + n] == entry.key for i in range(len(seq) - n + 1)):
             continue
-        found.phrases.append(written)
-        for t in expansion_terms:
+        found.phrases.append(entry.written)
+        for t in entry.expansion_terms:
             if t not in found.extra:
                 found.extra.append(t)
-        for t in terms(" ".join(key)):
-            found.alternates.setdefault(t, set()).update(expansion_terms)
+        # keyed by the phrase's terms as the question's terms are analyzed (the stems of
+        # ``key`` stemmed again would not match them: "precis" is not "precision"'s term)
+        for t in entry.phrase_terms:
+            found.alternates.setdefault(t, set()).update(entry.expansion_terms)
     return found

@@ -4,58 +4,12 @@ each paper appears once with its best chunks."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from .chunking import paper_id_of
-from .glossary import expand
-from .index import Index
-from .settings import RetrievalSettings
-from .terms import query_terms
-
-
-@dataclass
-class ChunkHit:
-    """One retrieved chunk with the evidence for it."""
-
-    chunk_id: str
-    text: str
-    ordinal: int
-    score: float
-    lexical_rank: int | None = None
-    dense_rank: int | None = None
-    dense_similarity: float | None = None
-
-
-@dataclass
-class Source:
-    """A retrieved paper. ``title`` always comes from the index."""
-
-    paper_id: str
-    title: str
-    score: float
-    text: str
-    abstract: str
-    chunks: list[ChunkHit] = field(default_factory=list)
-    url: str | None = None
-    authors: list[str] = field(default_factory=list)
-    date: str | None = None
-    rank: int = 0
-
-    @property
-    def best_dense_similarity(self) -> float:
-        values = [c.dense_similarity for c in self.chunks if c.dense_similarity is not None]
-        return max(values, default=0.0)
-
-    def to_dict(self) -> dict:
-        return {
-            "rank": self.rank,
-            "paper_id": self.paper_id,
-            "title": self.title,
-            "score": round(self.score, 4),
-            "text": self.text,
-            "url": self.url,
-            "date": self.date,
-        }
+from ..index import Index
+from ..settings import RetrievalSettings
+from ..text.glossary import expand
+from ..text.terms import query_terms
+from ..types import ChunkHit, Source, paper_id_of
 
 
 def rrf(
@@ -101,7 +55,7 @@ class Retriever:
         """The ``k`` best papers for ``question``. ``prefer``: paper ids (e.g. those the
         previous turn cited) added to the fusion as a third, half-weight ranking."""
         s = self.settings
-        k = k or s.k
+        k = s.k if k is None else k
         asked = query_terms(question)
         terms = self.index.spelled_terms(asked)
         corrected = [t for t in terms if t not in asked]

@@ -3,7 +3,7 @@ download; or the OpenAI embeddings endpoint.
 
 The LSA model is fitted with scikit-learn's ``randomized_svd`` and persisted as plain arrays
 (vocabulary, idf, components) beside the index, so embedding a question needs neither
-scikit-learn nor pickle, and the same terms as BM25 (:mod:`rag_assistant.terms`) are used.
+scikit-learn nor pickle, and the same terms as BM25 (:mod:`rag_assistant.text.terms`) are used.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .errors import IndexCorruptError
-from .terms import terms as analyze
+from ..errors import IndexCorruptError
+from ..text.terms import terms as analyze
+from .files import atomic_writer
+from .manifest import DenseModel
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
-    from .settings import Settings
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class Embedder(Protocol):
     """Turns texts into unit-length float32 vectors."""
 
     @property
-    def identity(self) -> dict:
+    def identity(self) -> DenseModel:
         """What the manifest records to refuse mixing vectors of different models."""
         ...
 
@@ -86,15 +88,15 @@ class LSAEmbedder:
         return int(self.components.shape[0])
 
     @property
-    def identity(self) -> dict:
-        return {
-            "backend": "lsa",
-            "model": f"lsa-tfidf-svd-{self.requested_dimensions}",
-            "dimensions": self.dimensions,
-            "requested_dimensions": self.requested_dimensions,
-            "fit_id": self.fit_id,
-            "fitted_on_chunks": self.fitted_on,
-        }
+    def identity(self) -> DenseModel:
+        return DenseModel(
+            backend="lsa",
+            model=f"lsa-tfidf-svd-{self.requested_dimensions}",
+            dimensions=self.dimensions,
+            requested_dimensions=self.requested_dimensions,
+            fit_id=self.fit_id,
+            fitted_on_chunks=self.fitted_on,
+        )
 
     # --- fitting -----------------------------------------------------------------------
 
@@ -158,8 +160,7 @@ class LSAEmbedder:
         """Write the model as ``lsa-<fit_id>.npz`` (vocabulary as JSON inside); returns it."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"lsa-{self.fit_id}.npz"
-        tmp = path.with_suffix(".tmp.npz")
-        with open(tmp, "wb") as handle:
+        with atomic_writer(path) as handle:
             np.savez(
                 handle,
                 vocabulary=np.frombuffer(
@@ -170,11 +171,6 @@ class LSAEmbedder:
                 components=self.components,
                 meta=np.array([self.requested_dimensions, self.fitted_on], dtype=np.int64),
             )
-            handle.flush()
-            import os
-
-            os.fsync(handle.fileno())
-        tmp.replace(path)
         return path
 
     @classmethod
@@ -190,14 +186,14 @@ class LSAEmbedder:
                     requested_dimensions=requested,
                     fitted_on=fitted_on,
                 )
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
             raise IndexCorruptError(
                 f"the dense model file {path} is missing; run `rag-assistant index rebuild`"
-            ) from None
+            ) from exc
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise IndexCorruptError(
                 f"the dense model file {path} is damaged ({exc}); run `rag-assistant index rebuild`"
-            ) from None
+            ) from exc
         return model
 
 
@@ -250,7 +246,7 @@ class OpenAIEmbedder:
     backend = "openai"
 
     def __init__(self, settings: Settings, *, client=None) -> None:
-        from .llm import make_client
+        from ..answer.llm import make_client
 
         self.model = settings.embedding.openai_model
         self.batch_size = min(settings.embedding.batch_size, 2048)
@@ -265,18 +261,18 @@ class OpenAIEmbedder:
         return self._dimensions
 
     @property
-    def identity(self) -> dict:
-        return {"backend": "openai", "model": self.model, "dimensions": self.dimensions}
+    def identity(self) -> DenseModel:
+        return DenseModel(backend="openai", model=self.model, dimensions=self.dimensions)
 
     def embed(
         self, texts: Sequence[str], terms: Sequence[Sequence[str]] | None = None
     ) -> np.ndarray:
-        from .llm import call_with_retries
+        from ..answer.llm import translated
 
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = [t or " " for t in texts[start : start + self.batch_size]]
-            response = call_with_retries(
+            response = translated(
                 lambda batch=batch: self._client.embeddings.create(model=self.model, input=batch),
                 self._settings,
             )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from .errors import (
+from ..errors import (
     ConfigurationError,
     LLMAuthenticationError,
     LLMError,
@@ -27,7 +27,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,10 +46,27 @@ class Completion:
 
 @dataclass
 class UsageReport:
-    """The last item of :meth:`ChatModel.stream` when the endpoint reports usage."""
+    """An item of :meth:`ChatModel.stream`: the usage the endpoint reported."""
 
     prompt_tokens: int
     completion_tokens: int
+
+
+@dataclass
+class Finish:
+    """An item of :meth:`ChatModel.stream`: why the model stopped (``"length"``: it hit the
+    token limit and the answer is cut short)."""
+
+    reason: str
+
+
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+"""OpenAI's reasoning models: they take ``max_completion_tokens`` (``max_tokens`` is
+rejected) and only their default temperature."""
+
+
+def is_reasoning_model(model: str) -> bool:
+    return model.rsplit("/", 1)[-1].lower().startswith(REASONING_PREFIXES)
 
 
 def make_client(settings: Settings):
@@ -116,16 +133,17 @@ def translate(exc: Exception, settings: Settings | None = None) -> LLMError:
     return LLMResponseError(redact(f"{where}: {type(exc).__name__}: {exc}", settings)[:300])
 
 
-def call_with_retries(fn: Callable[[], T], settings: Settings | None = None) -> T:
-    """Run one API call (the client retries it); translate its failure."""
+def translated(fn: Callable[[], T], settings: Settings | None = None) -> T:
+    """Run one API call (the ``openai`` client does the retrying, ``max_retries`` times);
+    a failure becomes the :class:`LLMError` for it, the client's exception as its cause."""
     import openai
 
     try:
         return fn()
     except openai.OpenAIError as exc:
-        raise translate(exc, settings) from None
-    except json.JSONDecodeError:
-        raise _not_json(settings) from None
+        raise translate(exc, settings) from exc
+    except json.JSONDecodeError as exc:
+        raise _not_json(settings) from exc
 
 
 def _not_json(settings: Settings | None) -> LLMResponseError:
@@ -152,12 +170,13 @@ class ChatModel:
         max_tokens: int | None,
     ) -> dict:
         cfg = self.settings.openai
-        params: dict = {
-            "model": self.model,
-            "messages": list(messages),
-            "temperature": cfg.temperature if temperature is None else temperature,
-            "max_tokens": max_tokens or cfg.max_output_tokens,
-        }
+        params: dict = {"model": self.model, "messages": list(messages)}
+        limit = max_tokens or cfg.max_output_tokens
+        if is_reasoning_model(self.model):
+            params["max_completion_tokens"] = limit
+        else:
+            params["max_tokens"] = limit
+            params["temperature"] = cfg.temperature if temperature is None else temperature
         if json_output:
             params["response_format"] = {"type": "json_object"}
         return params
@@ -173,16 +192,14 @@ class ChatModel:
         params = self._params(
             messages, json_output=json_output, temperature=temperature, max_tokens=max_tokens
         )
-        response = call_with_retries(
-            lambda: self._client.chat.completions.create(**params), self.settings
-        )
+        response = translated(lambda: self._client.chat.completions.create(**params), self.settings)
         try:
             choice = response.choices[0]
             text = choice.message.content or ""
-        except (AttributeError, IndexError, TypeError):
+        except (AttributeError, IndexError, TypeError) as exc:
             raise LLMResponseError(
                 f"{_endpoint(self.settings)} returned no completion choices"
-            ) from None
+            ) from exc
         usage = getattr(response, "usage", None)
         return Completion(
             text=text,
@@ -197,9 +214,10 @@ class ChatModel:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> Iterator[str | UsageReport]:
-        """Text deltas as they arrive. The whole stream is bounded by
-        ``openai.timeout * (max_retries + 1)`` seconds, so a trickling endpoint ends too."""
+    ) -> Iterator[str | UsageReport | Finish]:
+        """Text deltas as they arrive, then a :class:`Finish` when the endpoint says why it
+        stopped and a :class:`UsageReport` when it reports usage. The whole stream is bounded
+        by ``openai.timeout * (max_retries + 1)`` seconds, so a trickling endpoint ends too."""
         import openai
 
         params = self._params(
@@ -209,9 +227,7 @@ class ChatModel:
         params["stream_options"] = {"include_usage": True}
         cfg = self.settings.openai
         deadline = time.monotonic() + cfg.timeout * (cfg.max_retries + 1)
-        stream = call_with_retries(
-            lambda: self._client.chat.completions.create(**params), self.settings
-        )
+        stream = translated(lambda: self._client.chat.completions.create(**params), self.settings)
         chunks = 0
         try:
             for chunk in stream:
@@ -225,13 +241,15 @@ class ChatModel:
                     delta = getattr(choice.delta, "content", None)
                     if delta:
                         yield delta
+                    if getattr(choice, "finish_reason", None):
+                        yield Finish(choice.finish_reason)
                 usage = getattr(chunk, "usage", None)
                 if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
                     yield UsageReport(usage.prompt_tokens, usage.completion_tokens or 0)
         except openai.OpenAIError as exc:
-            raise translate(exc, self.settings) from None
-        except json.JSONDecodeError:
-            raise _not_json(self.settings) from None
+            raise translate(exc, self.settings) from exc
+        except json.JSONDecodeError as exc:
+            raise _not_json(self.settings) from exc
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

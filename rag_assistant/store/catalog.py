@@ -19,41 +19,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chunking import Chunk
-from .corpus import Paper
-from .errors import IndexCorruptError
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS papers (
-    paper_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    abstract TEXT NOT NULL,
-    url TEXT,
-    authors TEXT NOT NULL DEFAULT '[]',
-    date TEXT,
-    categories TEXT NOT NULL DEFAULT '[]',
-    content_hash TEXT NOT NULL,
-    meta_hash TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS paper_sources (
-    paper_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    PRIMARY KEY (paper_id, source)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS paper_sources_by_source ON paper_sources(source);
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id TEXT PRIMARY KEY,
-    paper_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    terms TEXT NOT NULL,
-    embedded INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS chunks_by_paper ON chunks(paper_id);
-CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(embedded) WHERE embedded = 0;
-CREATE TABLE IF NOT EXISTS tombstones (chunk_id TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
+from ..errors import IndexCorruptError
+from ..types import Chunk, Paper
+from .manifest import DenseState, Identity
+from .migrations import migrate
 
 
 @dataclass
@@ -89,13 +58,11 @@ class Catalog:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         try:
-            conn = self._conn()
-            conn.executescript(SCHEMA)
-            conn.commit()
+            migrate(self._conn())
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(
                 f"the catalog {path} is damaged ({exc}); run `rag-assistant index rebuild`"
-            ) from None
+            ) from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -116,13 +83,34 @@ class Catalog:
 
     # --- meta --------------------------------------------------------------------------
 
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
+    def _get_meta(self, key: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return row[0] if row else None
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn().execute("PRAGMA user_version").fetchone()[0]
 
     @property
     def generation(self) -> int:
-        return int(self.get_meta("generation", "0") or 0)
+        """Grows with every committed change (the lexical index records the one it is of)."""
+        return int(self._get_meta("generation") or 0)
+
+    def identity(self) -> Identity | None:
+        """What the index was built with (None for a new index)."""
+        raw = self._get_meta("identity")
+        return Identity.model_validate_json(raw) if raw else None
+
+    def set_identity(self, identity: Identity) -> None:
+        self._set_meta("identity", identity.model_dump_json())
+
+    def dense_state(self) -> DenseState | None:
+        """The active dense model and collection (None before the first fit)."""
+        raw = self._get_meta("dense")
+        return DenseState.model_validate_json(raw) if raw else None
+
+    def set_dense_state(self, state: DenseState) -> None:
+        self._set_meta("dense", state.model_dump_json())
 
     # --- reads -------------------------------------------------------------------------
 
@@ -423,13 +411,12 @@ class Catalog:
             "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
         )
 
-    def mark_embedded(self, chunk_ids: Sequence[str], value: int = 1) -> None:
+    def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
         with self._write_lock:
             conn = self._conn()
             with conn:
                 conn.executemany(
-                    "UPDATE chunks SET embedded = ? WHERE chunk_id = ?",
-                    [(value, i) for i in chunk_ids],
+                    "UPDATE chunks SET embedded = 1 WHERE chunk_id = ?", [(i,) for i in chunk_ids]
                 )
 
     def mark_all_pending(self) -> None:
@@ -447,7 +434,7 @@ class Catalog:
                     "DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids]
                 )
 
-    def set_meta(self, key: str, value: str) -> None:
+    def _set_meta(self, key: str, value: str) -> None:
         with self._write_lock:
             conn = self._conn()
             with conn:

@@ -1,15 +1,17 @@
 """Term analysis shared by BM25, the LSA embedding, the extractive answerer and the
 support checker: one definition of "the words of a text", so they all agree.
 
-A term is a lower-cased, NFKC-normalized word or number, stop words removed, stemmed with
-the Snowball English stemmer (PyStemmer). Decimal numbers stay whole ("7.66").
+A term is a word or number of the text as :func:`~rag_assistant.text.normalize.fold` gives
+it, stop words removed, stemmed with the Snowball English stemmer (PyStemmer). Decimal
+numbers stay whole ("7.66").
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import unicodedata
+
+from .normalize import fold
 
 ANALYZER_VERSION = "1"
 """Bumped whenever :func:`terms` changes what it returns: stored terms must be rebuilt."""
@@ -108,20 +110,15 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(_BASE_FORMS.get(word, word))
 
 
-def normalize(text: str) -> str:
-    """NFKC-normalized, case-folded text."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
 def words(text: str) -> list[str]:
     """The lower-cased words and numbers of ``text``, stop words kept, not stemmed."""
-    return _TOKEN.findall(normalize(text))
+    return _TOKEN.findall(fold(text))
 
 
 def terms(text: str) -> list[str]:
     """The stemmed content terms of ``text``, in order, repeats kept."""
     out = []
-    for word in _TOKEN.findall(normalize(text)):
+    for word in _TOKEN.findall(fold(text)):
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
         out.append(word if word[0].isdigit() else stem(word))
@@ -131,9 +128,9 @@ def terms(text: str) -> list[str]:
 def query_terms(text: str) -> list[str]:
     """The content terms of a question, question-noise words removed (unless written as a
     name: "LESS" is a method, "less" is not), repeats removed."""
-    named = {w for name in names(text) for w in _TOKEN.findall(normalize(name))}
+    named = {w for name in names(text) for w in _TOKEN.findall(fold(name))}
     seen: dict[str, None] = {}
-    for word in _TOKEN.findall(normalize(text)):
+    for word in _TOKEN.findall(fold(text)):
         noise = word in QUESTION_NOISE and word not in named
         if word in STOPWORDS or noise or (len(word) < 2 and not word.isdigit()):
             continue
@@ -163,7 +160,7 @@ def names(text: str) -> list[str]:
 def numbers(text: str) -> set[str]:
     """The numbers written in ``text`` ("7.66", "70%", "2x"), normalized for comparison."""
     found = set()
-    for match in _NUMBER.findall(normalize(text)):
+    for match in _NUMBER.findall(fold(text)):
         value = match.replace(",", "").replace(" ", "").replace("×", "x")
         found.add(value.rstrip("%x") or value)
     return found

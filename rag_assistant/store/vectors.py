@@ -12,19 +12,22 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import VectorStoreError
+from ..errors import VectorStoreError
 
 log = logging.getLogger(__name__)
 
 
-def _chroma_errors() -> tuple[type[BaseException], ...]:
-    """What chromadb raises when a store or server fails: its own errors, ``ValueError``
-    (``HttpClient`` turns a refused connection into one), httpx's transport and status errors
-    (every later call to a server that went away), and OS errors of the embedded store."""
+def _chroma_errors(*, connecting: bool = False) -> tuple[type[BaseException], ...]:
+    """What chromadb raises when a store or server fails: its own errors, httpx's transport
+    and status errors (every call to a server that went away), and OS errors of the embedded
+    store (a full disk, a read-only folder). ``connecting``: also ``ValueError``, which
+    ``HttpClient`` raises for a refused connection; elsewhere a ``ValueError`` is a bug
+    (ours or chromadb's) and keeps its traceback. Only calls into chromadb are wrapped."""
     import chromadb.errors
     import httpx
 
-    return (chromadb.errors.ChromaError, ValueError, httpx.HTTPError, OSError)
+    errors = (chromadb.errors.ChromaError, httpx.HTTPError, OSError)
+    return (*errors, ValueError) if connecting else errors
 
 
 class VectorStore:
@@ -52,9 +55,9 @@ class VectorStore:
                 self.client = chromadb.PersistentClient(path=str(path), settings=chroma_settings)
             # Chroma's own limit per write (embedded: SQLite's; a server: its setting).
             self.max_batch = max(1, min(self.client.get_max_batch_size(), 5000))
-        except _chroma_errors() as exc:
+        except _chroma_errors(connecting=True) as exc:
             where = f"the Chroma server at {url}" if url else f"the Chroma store in {path}"
-            raise VectorStoreError(f"cannot open {where}: {exc}") from None
+            raise VectorStoreError(f"cannot open {where}: {exc}") from exc
         self._collections: dict[str, object] = {}
 
     @property
@@ -74,7 +77,7 @@ class VectorStore:
             else:
                 coll = self.client.get_collection(name, embedding_function=None)
         except _chroma_errors() as exc:
-            raise VectorStoreError(f"Chroma collection {name!r} ({self.where}): {exc}") from None
+            raise VectorStoreError(f"Chroma collection {name!r} ({self.where}): {exc}") from exc
         self._collections[name] = coll
         return coll
 
@@ -85,7 +88,7 @@ class VectorStore:
         try:
             names = self.client.list_collections()
         except _chroma_errors() as exc:
-            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from exc
         return [c if isinstance(c, str) else c.name for c in names]
 
     def drop(self, name: str) -> None:
@@ -116,7 +119,7 @@ class VectorStore:
             try:
                 coll.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end], **extra)
             except _chroma_errors() as exc:
-                raise VectorStoreError(f"writing to Chroma ({self.where}) failed: {exc}") from None
+                raise VectorStoreError(f"writing to Chroma ({self.where}) failed: {exc}") from exc
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         if not ids:
@@ -128,7 +131,7 @@ class VectorStore:
             except _chroma_errors() as exc:
                 raise VectorStoreError(
                     f"deleting from Chroma ({self.where}) failed: {exc}"
-                ) from None
+                ) from exc
 
     def ids(self, name: str) -> set[str]:
         """Every id in the collection (paged)."""
@@ -139,7 +142,7 @@ class VectorStore:
             try:
                 page = coll.get(include=[], limit=self.max_batch, offset=offset)
             except _chroma_errors() as exc:
-                raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+                raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from exc
             out.update(page["ids"])
             if len(page["ids"]) < self.max_batch:
                 return out
@@ -149,7 +152,7 @@ class VectorStore:
         try:
             return self.collection(name, create=True).count()
         except _chroma_errors() as exc:
-            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from None
+            raise VectorStoreError(f"reading Chroma ({self.where}) failed: {exc}") from exc
 
     def query(self, name: str, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity) of the ``n`` nearest chunks, best first."""
@@ -159,7 +162,7 @@ class VectorStore:
                 query_embeddings=vector[None, :], n_results=n, include=["distances"]
             )
         except _chroma_errors() as exc:
-            raise VectorStoreError(f"querying Chroma ({self.where}) failed: {exc}") from None
+            raise VectorStoreError(f"querying Chroma ({self.where}) failed: {exc}") from exc
         ids = result["ids"][0]
         distances = result["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
     import tiktoken
@@ -57,11 +57,15 @@ def encoding(name: str) -> tiktoken.Encoding:
 
 
 def encoding_name_for_model(model: str) -> str:
-    """o200k for the gpt-4o / 4.1 / 5 / o-series families, cl100k for everything else."""
-    name = model.lower().rsplit("/", 1)[-1]
-    if name.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")):
-        return "o200k_base"
-    return "cl100k_base"
+    """The encoding tiktoken knows for an OpenAI ``model`` (``o200k_base`` for gpt-4o, 4.1, 5
+    and the o-series); ``cl100k_base`` for a model tiktoken does not know (a local model's
+    own tokenizer is not available offline, and counts come out close enough to budget)."""
+    from tiktoken.model import encoding_name_for_model as tiktoken_name
+
+    try:
+        return tiktoken_name(model.rsplit("/", 1)[-1])
+    except KeyError:
+        return "cl100k_base"
 
 
 def count(text: str, name: str = "cl100k_base") -> int:

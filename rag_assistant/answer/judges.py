@@ -1,9 +1,11 @@
-"""An LLM support judge: does the cited evidence support this claim?
+"""Support judges: does the cited evidence support this claim?
 
-Temperature 0, JSON output, prompts from ``prompts/judge_*.txt``; verdicts cached on disk by
-model, prompt hash, claim and evidence, so a repeated evaluation costs nothing and gives the
-same result. A reply that is not the expected JSON is a *failed* verdict, counted in
-``parse_failures`` and reported by the evaluation, never a silent 0 or NaN.
+:class:`LexicalJudge` (the default, deterministic) counts the claim's content words and
+numbers in the evidence. :class:`LLMJudge` asks a chat model: temperature 0, JSON output,
+prompts from ``prompts/judge_*.txt``; verdicts cached on disk by model, prompt hash, claim
+and evidence, so a repeated evaluation costs nothing and gives the same result. A reply that
+is not the expected JSON is a *failed* verdict, counted in ``parse_failures`` and reported by
+the evaluation, never a silent 0 or NaN.
 """
 
 from __future__ import annotations
@@ -14,13 +16,48 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
+from ..text.terms import numbers, terms
+from ..types import Verdict
 from . import prompts
-from .citations import Verdict
 
 log = logging.getLogger(__name__)
 
 MAX_EVIDENCE_CHARS = 12_000
+
+
+class SupportJudge(Protocol):
+    """Decides whether ``evidence`` (the cited abstracts) supports ``claim``."""
+
+    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict: ...
+
+
+class LexicalJudge:
+    """Deterministic support: the share of the claim's content terms found in the evidence
+    (``score``), and every number the claim states must appear in the evidence."""
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        self.threshold = threshold
+
+    def judge(self, claim: str, evidence: Sequence[str]) -> Verdict:
+        claim_terms = set(terms(claim))
+        if not evidence:
+            return Verdict(False, 0.0, "no citation")
+        if not claim_terms:
+            return Verdict(True, 1.0, "no content words to check")
+        evidence_text = " ".join(evidence)
+        found = claim_terms & set(terms(evidence_text))
+        score = len(found) / len(claim_terms)
+        missing_numbers = numbers(claim) - numbers(evidence_text)
+        if missing_numbers:
+            shown = ", ".join(sorted(missing_numbers))
+            return Verdict(False, score, f"number(s) not in the cited abstracts: {shown}")
+        if score < self.threshold:
+            return Verdict(
+                False, score, f"only {score:.0%} of its content words are in the cited abstracts"
+            )
+        return Verdict(True, score, "")
 
 
 class LLMJudge:

@@ -1,24 +1,33 @@
-"""The offline answerer: picks the sentences of the retrieved abstracts that best answer the
-question and cites each one; refuses when the evidence is weak.
-
-Evidence is measured as IDF-weighted coverage: the share of the question's content terms
-(weighted by how rare they are in the corpus) that a retrieved paper's title and abstract
-contain. A question whose distinctive words the corpus never uses scores low, which is what
-makes refusals on near-miss questions work without a language model.
-"""
+"""The offline answerer: quotes the sentences of the retrieved abstracts that best answer the
+question and cites each one; refuses when the answerability policy says the abstracts do not
+answer it."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
-from .answers import REFUSAL
-from .chunking import sentences
-from .glossary import expand
-from .retrieval import Source
-from .terms import names, query_terms, terms
+from ..text.markers import strip_markers
+from ..text.normalize import fold_spaces
+from ..text.sentences import sentences
+from ..text.terms import terms
+from ..types import (
+    OFFLINE_NOTICE,
+    REFUSAL,
+    Answer,
+    Event,
+    Final,
+    Source,
+    Status,
+    TextDelta,
+    Turn,
+)
+from .answerer import Request, pieces
+from .citations import claims, resolve
+from .judges import SupportJudge
+from .policy import Analysis, AnswerabilityPolicy, Decision, covers
 
 # Sentences that state what a paper does or found read better as answers than background.
 _CUES = re.compile(
@@ -43,81 +52,79 @@ class Picked:
 @dataclass
 class Extract:
     """The extractive answer before citations are resolved: text with ``[n]`` where n is the
-    source's position (from 1), the evidence score, and whether it refused."""
+    source's position (from 1), and the policy's decision."""
 
     text: str
     refused: bool
-    evidence: float
-    picked: list[Picked]
-    unknown_names: list[str] = field(default_factory=list)
+    decision: Decision
 
 
 class ExtractiveAnswerer:
-    """Sentence selection over retrieved abstracts. ``idf`` gives a term's rarity."""
+    """Sentence selection over retrieved abstracts, under ``policy``; claims are checked by
+    ``judge``. ``reason``: why answers are offline (said in the notice), if not chosen."""
+
+    mode = "offline"
 
     def __init__(
         self,
-        idf: Callable[[str], float],
+        policy: AnswerabilityPolicy,
+        judge: SupportJudge,
         *,
-        min_evidence: float,
-        spelled: Callable[[str], str | None] | None = None,
         max_sentences: int = 5,
         max_papers: int = 4,
         per_paper: int = 2,
+        reason: str | None = None,
     ) -> None:
-        self.idf = idf
-        self.spelled = spelled
-        self.min_evidence = min_evidence
+        self.policy = policy
+        self.judge = judge
         self.max_sentences = max_sentences
         self.max_papers = max_papers
         self.per_paper = per_paper
+        self.reason = reason
 
-    def coverage(
-        self,
-        question_terms: Sequence[str],
-        text_terms: set[str],
-        alternates: dict[str, set[str]] | None = None,
-    ) -> float:
-        """IDF-weighted share of ``question_terms`` found in ``text_terms``; a term also
-        counts as found when the text uses one of its ``alternates`` (the glossary's)."""
-        total = sum(self.idf(t) for t in question_terms)
-        if total <= 0:
-            return 0.0
-        return sum(self.idf(t) for t in question_terms if _found(t, text_terms, alternates)) / total
+    # --- the Answerer protocol ----------------------------------------------------------
 
-    def evidence(self, question: str, sources: Sequence[Source]) -> tuple[float, list[float]]:
-        """The best paper coverage among the sources, and each source's coverage."""
-        return self._evidence(self.question_terms(question), expand(question).alternates, sources)
+    def events(self, request: Request, sources: list[Source]) -> Iterator[Event]:
+        follow_up = request.standalone != request.question
+        previous = request.history[-1] if request.history else None
+        quoted = (
+            [c.text for c in previous.answer.claims]
+            if follow_up and isinstance(previous, Turn)
+            else []
+        )
+        extract = self.extract(
+            request.standalone,
+            sources,
+            focus=request.question if follow_up else None,
+            avoid=quoted,
+        )
+        text, citations, warnings = resolve(extract.text, sources)
+        notice = f"{OFFLINE_NOTICE} ({self.reason})" if self.reason else OFFLINE_NOTICE
+        notices = [notice, *request.notices]
+        if extract.decision.unknown_names:
+            notices.append(extract.decision.notice)
+        answer = Answer(
+            question=request.question,
+            text=text,
+            citations=citations,
+            refused=extract.refused,
+            mode="offline",
+            claims=[] if extract.refused else claims(text, citations, sources, self.judge),
+            sources=sources,
+            warnings=warnings,
+            notices=notices,
+            standalone_question=request.standalone,
+            evidence=extract.decision.evidence,
+        )
+        for n in notices:
+            yield Status(n, "notice")
+        for piece in pieces(text):
+            yield TextDelta(piece)
+        yield Final(answer)
 
-    def _evidence(
-        self, qterms: Sequence[str], alternates: dict[str, set[str]], sources: Sequence[Source]
-    ) -> tuple[float, list[float]]:
-        per_source = [
-            self.coverage(qterms, set(terms(s.title + " " + s.abstract)), alternates)
-            for s in sources
-        ]
-        return max(per_source, default=0.0), per_source
+    # --- sentence choice ----------------------------------------------------------------
 
-    def question_terms(self, question: str) -> list[str]:
-        """The question's content terms, misspellings of corpus words corrected."""
-        qterms = query_terms(question)
-        if self.spelled is None:
-            return qterms
-        return list(dict.fromkeys(self.spelled(t) or t for t in qterms))
-
-    def unknown_names(self, question: str) -> list[str]:
-        """The names in ``question`` (see :func:`terms.names`) that no indexed text uses,
-        nor anything spelled almost like them."""
-        if self.spelled is None:
-            return []
-        unknown = []
-        for name in names(question):
-            words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
-            if any(self.spelled(t) is None for t in words):
-                unknown.append(name)
-        return unknown
-
-    def answer(
+    def extract(
         self,
         question: str,
         sources: Sequence[Source],
@@ -129,22 +136,22 @@ class ExtractiveAnswerer:
         ``question`` is the standalone one (it decides evidence and relevant papers), ``focus``
         the message as asked (what the sentences must answer now) and ``avoid`` the sentences
         the previous answer already quoted."""
-        qterms = self.question_terms(question)
-        alternates = expand(question).alternates
-        best, per_source = self._evidence(qterms, alternates, sources)
-        # Sentences about neighbouring papers would answer a question about something else.
-        unknown = self.unknown_names(question)
-        if not qterms or not sources or best < self.min_evidence or unknown:
-            return Extract(REFUSAL, True, best, [], unknown)
-
+        decision = self.policy.decide(question, sources)
+        if not decision.answerable:
+            return Extract(REFUSAL, True, decision)
+        analysis, best, per_source = decision.analysis, decision.evidence, decision.per_source
+        idf = self.policy.idf
         # Papers worth quoting: close to the best coverage and well ranked.
         relevant = [
-            i for i, cov in enumerate(per_source) if cov >= max(self.min_evidence, 0.6 * best)
+            i
+            for i, cov in enumerate(per_source)
+            if cov >= max(self.policy.min_evidence, 0.6 * best)
         ][: self.max_papers]
-        total_idf = sum(self.idf(t) for t in qterms) or 1.0
-        fterms = self.question_terms(focus) if focus else []
-        focus_idf = sum(self.idf(t) for t in fterms) or 1.0
-        f_alternates = expand(focus).alternates if focus else {}
+        qterms = analysis.terms
+        total_idf = sum(idf(t) for t in qterms) or 1.0
+        focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
+        fterms = focus_analysis.terms
+        focus_idf = sum(idf(t) for t in fterms) or 1.0
         quoted = {_key(a) for a in avoid}
         candidates: list[Picked] = []
         for i in relevant:
@@ -155,19 +162,16 @@ class ExtractiveAnswerer:
                 s_terms = set(terms(sentence))
                 if len(s_terms) < 3:
                     continue
-                lexical = (
-                    sum(self.idf(t) for t in qterms if _found(t, s_terms, alternates)) / total_idf
-                )
+                lexical = sum(idf(t) for t in qterms if covers(t, s_terms, analysis)) / total_idf
                 # Words of the question that the title explains count for the paper's
                 # sentences that name its method (the title is context the reader sees).
                 titled = (
-                    sum(self.idf(t) for t in qterms if t in title_terms and t not in s_terms)
-                    / total_idf
+                    sum(idf(t) for t in qterms if t in title_terms and t not in s_terms) / total_idf
                 )
                 if fterms:
                     # A follow-up asks something new of the same papers.
                     lexical = 0.3 * lexical + 0.7 * (
-                        sum(self.idf(t) for t in fterms if _found(t, s_terms, f_alternates))
+                        sum(idf(t) for t in fterms if covers(t, s_terms, focus_analysis))
                         / focus_idf
                     )
                 repeat = -0.5 if _key(sentence) in quoted else 0.0
@@ -206,7 +210,7 @@ class ExtractiveAnswerer:
             chosen.append(cand)
         chosen = chosen[: self.max_sentences]
         if not chosen:
-            return Extract(REFUSAL, True, best, [])
+            return Extract(REFUSAL, True, decision)
 
         order = sorted(chosen, key=lambda c: (relevant.index(c.paper_index), c.position))
         paragraphs: list[str] = []
@@ -218,21 +222,15 @@ class ExtractiveAnswerer:
                 current = c.paper_index
             else:
                 paragraphs[-1] += " " + piece
-        return Extract("\n\n".join(paragraphs), False, best, order)
+        return Extract("\n\n".join(paragraphs), False, decision)
 
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
         return self.per_paper + 1 if len(relevant) == 1 else self.per_paper
 
 
-def _found(term: str, text_terms: set[str], alternates: dict[str, set[str]] | None) -> bool:
-    if term in text_terms:
-        return True
-    return bool(alternates and alternates.get(term, set()) & text_terms)
-
-
 def _key(sentence: str) -> str:
-    return " ".join(re.sub(r"\[\d+\]", " ", sentence).split()).lower()
+    return fold_spaces(strip_markers(sentence))
 
 
 def _similar(a: str, b: str) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import IndexCorruptError
+from ..errors import IndexCorruptError
+from .files import replace_dir
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -299,11 +299,7 @@ class LexicalIndex:
         (tmp / META_FILE).write_text(
             json.dumps({"generation": self.generation, "chunks": len(self.chunk_ids)})
         )
-        for f in tmp.iterdir():
-            with open(f, "rb") as handle:
-                os.fsync(handle.fileno())
-        shutil.rmtree(directory, ignore_errors=True)
-        tmp.rename(directory)
+        replace_dir(tmp, directory)
         self._directory = directory
 
     @classmethod

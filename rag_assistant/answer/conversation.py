@@ -1,0 +1,138 @@
+"""Conversations: follow-up questions turned into standalone ones, each turn keeping its
+sources.
+
+A history can be given as :class:`~rag_assistant.types.Turn` objects, chat messages
+(``{"role", "content"}``, OpenAI / Gradio style), ``(user, assistant)`` pairs or earlier
+questions as strings; :func:`history_exchanges` reads them all. Offline, a follow-up is
+recognized by a documented heuristic (:func:`is_follow_up`) and the previous standalone
+question is appended to it, so retrieval sees both; the papers the previous answer cited are
+preferred by retrieval. With a language model configured, the condensing prompt rewrites the
+follow-up instead (:func:`condense_with_model`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..text.terms import query_terms
+from ..types import Answer, Event, Final, Turn, final_answer
+from . import prompts
+
+_ANAPHORA = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|she|his|her|"
+    r"the (paper|papers|method|methods|model|models|approach|approaches|authors|work|"
+    r"technique|framework|system|benchmark|dataset|same)|same|also|else|instead|"
+    r"former|latter|above|previous|first one|second one|which one|"
+    r"what about|how about|and for|compared to that)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Exchange:
+    """One earlier exchange as a history gives it: the user's message, the question that was
+    searched for (the message itself when the history does not say), and the assistant's
+    reply, if any."""
+
+    user: str
+    standalone: str
+    assistant: str | None = None
+
+
+def history_exchanges(history: Iterable[object]) -> list[Exchange]:
+    """The exchanges of a history of :class:`Turn` objects, chat messages, ``(user,
+    assistant)`` pairs or plain question strings, oldest first."""
+    out: list[Exchange] = []
+    for item in history:
+        if isinstance(item, Turn):
+            reply = None if item.answer.refused else item.answer.text
+            out.append(Exchange(item.question, item.standalone_question, reply))
+        elif isinstance(item, dict):
+            content = item.get("content")
+            if not isinstance(content, str):
+                continue
+            if item.get("role") == "user":
+                out.append(Exchange(content, content))
+            elif item.get("role") == "assistant" and out and out[-1].assistant is None:
+                out[-1].assistant = content
+        elif isinstance(item, str):
+            out.append(Exchange(item, item))
+        elif isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
+            reply = item[1] if len(item) > 1 and isinstance(item[1], str) else None
+            out.append(Exchange(item[0], item[0], reply))
+    return out
+
+
+def is_follow_up(message: str) -> bool:
+    """The offline heuristic: a message is a follow-up when it refers back (pronouns such as
+    "it" or "they", "the paper", "what about ...") or has fewer than two content words."""
+    return bool(_ANAPHORA.search(message)) or len(query_terms(message)) < 2
+
+
+def condense_offline(previous: Sequence[str], message: str) -> str:
+    """The standalone question for ``message`` after the user's ``previous`` standalone
+    questions (oldest first): the message, plus the last of them when it is a follow-up."""
+    if not previous or not is_follow_up(message):
+        return message
+    return f"{message.rstrip()} (context: {previous[-1].strip()})"
+
+
+def condense_with_model(
+    model, history: Sequence[object], message: str, *, prompts_dir: Path | None = None
+) -> str:
+    """The follow-up ``message`` rewritten by ``model`` (a chat model) as a standalone
+    question, from the last few exchanges of ``history``; the message itself when the model
+    returns nothing usable."""
+    lines: list[str] = []
+    for exchange in history_exchanges(history)[-6:]:
+        lines.append(f"User: {exchange.user}")
+        if exchange.assistant:
+            lines.append(f"Assistant: {exchange.assistant[:600]}")
+    if not lines:
+        return message
+    prompt = prompts.load("condense", prompts_dir).format(history="\n".join(lines), message=message)
+    completion = model.complete(
+        [{"role": "user", "content": prompt}], temperature=0.0, max_tokens=120
+    )
+    rewritten = completion.text.strip().strip('"').strip()
+    if not rewritten or len(rewritten) > 4 * len(message) + 400:
+        return message
+    return rewritten.splitlines()[0].strip()
+
+
+class Streams(Protocol):
+    """What a conversation asks through (an :class:`~rag_assistant.Assistant`)."""
+
+    def stream(
+        self, question: str, *, k: int | None = None, history: Iterable[object] = ()
+    ) -> Iterator[Event]: ...
+
+
+class Conversation:
+    """A sequence of turns through one assistant.
+
+    >>> chat = assistant.conversation()
+    >>> chat.ask("What is SnapKV?")
+    >>> chat.ask("How much does it speed up decoding?")   # condensed with the first turn
+    """
+
+    def __init__(self, assistant: Streams, turns: Iterable[Turn] = ()) -> None:
+        self.assistant = assistant
+        self.turns: list[Turn] = list(turns)
+
+    def ask(self, message: str, *, k: int | None = None) -> Answer:
+        return final_answer(self.stream(message, k=k))
+
+    def stream(self, message: str, *, k: int | None = None) -> Iterator[Event]:
+        for event in self.assistant.stream(message, k=k, history=self.turns):
+            if isinstance(event, Final):
+                answer = event.answer
+                self.turns.append(Turn(message, answer.standalone_question or message, answer))
+            yield event
+
+    def reset(self) -> None:
+        self.turns.clear()

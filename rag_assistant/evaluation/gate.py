@@ -1,0 +1,93 @@
+"""The gate: thresholds on an evaluation's totals, set from a measured baseline, raised by
+hand when the assistant improves and never lowered; the Q&A file they were set on is pinned
+by its SHA-256, so editing the file cannot silently move the gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import InputError
+from .metrics import LOWER_IS_BETTER, METRICS
+from .reports import fmt
+
+
+def load_thresholds(path: str | Path) -> dict[str, dict[str, float]]:
+    """``{"min": {metric: value}, "max": {metric: value}}`` from a JSON file (other keys,
+    such as a comment or the baseline it was set from, are ignored)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no thresholds file at {path}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    out: dict[str, dict[str, float]] = {}
+    for bound in ("min", "max"):
+        values = data.get(bound, {}) if isinstance(data, dict) else None
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: {bound!r} must be an object of metric: number")
+        for metric, value in values.items():
+            if metric not in METRICS:
+                raise InputError(f"{path}: unknown metric {metric!r} in {bound!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{path}: {bound}.{metric} must be a number")
+        out[bound] = dict(values)
+    if not out["min"] and not out["max"]:
+        raise InputError(f"{path} sets no thresholds (expected 'min' and/or 'max')")
+    return out
+
+
+def baseline_thresholds(report: dict) -> dict:
+    """Thresholds at the scores of ``report``, a measured baseline: the minimum of each
+    higher-is-better metric is its score rounded down to 3 decimals, the maximum of each
+    lower-is-better one its score rounded up."""
+    mins: dict[str, float] = {}
+    maxs: dict[str, float] = {}
+    for metric, value in report["totals"]["metrics"].items():
+        if value is None:
+            continue
+        scaled = round(value * 1000, 6)
+        if metric in LOWER_IS_BETTER:
+            maxs[metric] = value if isinstance(value, int) else math.ceil(scaled) / 1000
+        else:
+            mins[metric] = math.floor(scaled) / 1000
+    cfg = report["config"]
+    return {
+        "comment": f"set from the baseline measured {report['created']} on "
+        f"{report.get('qa_file')} ({cfg['mode']}, judge {cfg['judge']}); raise them when the "
+        "assistant improves, never lower them to make the gate pass",
+        "qa_sha256": report.get("qa_sha256"),
+        "min": mins,
+        "max": maxs,
+    }
+
+
+def save_thresholds(report: dict, path: str | Path) -> Path:
+    """Write :func:`baseline_thresholds` to ``path``, which must not exist yet."""
+    path = Path(path)
+    if path.exists():
+        raise InputError(
+            f"{path} exists; thresholds are raised by editing it, never rewritten from a run"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(baseline_thresholds(report), indent=2) + "\n", "utf-8")
+    return path
+
+
+def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
+    """One line per metric of the totals that falls below its minimum or above its maximum
+    (or was not measured); empty when the report passes."""
+    metrics = report["totals"]["metrics"]
+    failures = []
+    for bound in ("min", "max"):
+        for metric, limit in thresholds.get(bound, {}).items():
+            value = metrics.get(metric)
+            if value is None:
+                failures.append(f"{metric}: not measured (threshold {bound} {limit})")
+            elif bound == "min" and round(value, 9) < limit:
+                failures.append(f"{metric}: {value:.3f} is below the minimum {limit}")
+            elif bound == "max" and round(value, 9) > limit:
+                failures.append(f"{metric}: {fmt(value)} is above the maximum {limit}")
+    return failures

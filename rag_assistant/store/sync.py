@@ -1,0 +1,251 @@
+"""Bringing the derived parts in line with the catalog: the dense model fitted (or refitted
+when the collection has doubled), pending chunks embedded into Chroma and tombstones dropped,
+the lexical index of the catalog's generation built by delta, then the manifest switched and
+the parts it no longer names removed.
+
+Each step is idempotent and reads its work from the catalog (pending flags, tombstones, the
+generation), so a sync killed anywhere is completed by the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+
+from ..errors import IndexCorruptError
+from ..faults import failpoint
+from ..types import IngestReport, Progress
+from .catalog import ChunkRow
+from .lexical import LexicalIndex
+from .manifest import ChromaRef, DenseState, LexicalRef, Manifest, write_manifest
+from .parts import Store
+
+log = logging.getLogger(__name__)
+
+
+def sync(store: Store, progress: Progress, report: IngestReport | None = None) -> None:
+    """Dense side, lexical side, manifest, clean-up; stage times go to ``report``."""
+    stages: dict[str, float] = report.stages if report is not None else {}
+    started = time.perf_counter()
+    embedded, refitted = _sync_dense(store, progress, stages)
+    failpoint("ingest:after-chroma")
+    stages["dense"] = time.perf_counter() - started - stages.get("fit", 0.0)
+    started = time.perf_counter()
+    lexical_dir = _sync_lexical(store, progress)
+    failpoint("ingest:after-lexical")
+    stages["lexical"] = time.perf_counter() - started
+    started = time.perf_counter()
+    _switch_manifest(store, lexical_dir)
+    _cleanup(store)
+    stages["manifest"] = time.perf_counter() - started
+    if report is not None:
+        report.embedded, report.refitted = embedded, refitted
+    log.info("ingest stages: %s", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+
+
+# --- the dense side --------------------------------------------------------------------------
+
+
+def _sync_dense(store: Store, progress: Progress, stages: dict[str, float]) -> tuple[int, bool]:
+    cat = store.catalog
+    papers, _ = cat.counts()
+    dense = cat.dense_state()
+    refitted = False
+    if papers and _needs_fit(store, dense, papers):
+        started = time.perf_counter()
+        dense = _refit(store, papers)
+        refitted = True
+        stages["fit"] = time.perf_counter() - started
+    if dense is None:
+        return 0, refitted
+    embedder = store.embedder_for(dense)
+    tombstones = cat.tombstones()
+    if tombstones:
+        store.vectors.delete(dense.collection, tombstones)
+        cat.clear_tombstones(tombstones)
+    total, done = cat.pending_count(), 0
+    # The setting bounds the batch; Chroma's own limit bounds it too.
+    batch_size = min(store.settings.embedding.batch_size, store.vectors.max_batch)
+    for rows in cat.iter_chunks(pending_only=True, batch_size=batch_size):
+        _embed_rows(store, dense.collection, embedder, rows)
+        failpoint("ingest:during-embedding")
+        cat.mark_embedded([r.chunk_id for r in rows])
+        done += len(rows)
+        progress("embedding", done, total)
+    return done, refitted
+
+
+def _needs_fit(store: Store, dense: DenseState | None, papers: int) -> bool:
+    if dense is None:
+        return True
+    if store.settings.embedding.backend != "lsa":
+        return False
+    return papers >= store.settings.embedding.refit_growth * max(dense.fitted_on_papers, 1)
+
+
+def _refit(store: Store, papers: int) -> DenseState:
+    """Fit a new dense model (LSA) or name the collection (OpenAI); every chunk becomes
+    pending for the new collection. The manifest switches only when all are embedded."""
+    cat = store.catalog
+    settings = store.settings.embedding
+    if settings.backend == "lsa":
+        from .embeddings import LSAEmbedder
+
+        sample = cat.sample_chunk_terms(settings.fit_sample)
+        model = LSAEmbedder.fit(sample, dimensions=settings.dimensions)
+        model_file = str(model.save(store.home / "dense").relative_to(store.home))
+        identity = model.identity
+        collection = store.collection_name(f"lsa-{model.fit_id}")
+    else:
+        identity = store.embedder_for(None).identity
+        model_file = None
+        collection = store.collection_name(f"openai-{identity.model}")
+    store.vectors.drop(collection)
+    store.vectors.collection(collection, create=True)
+    cat.mark_all_pending()
+    state = DenseState(
+        model=identity, model_file=model_file, collection=collection, fitted_on_papers=papers
+    )
+    cat.set_dense_state(state)
+    log.info("dense model %s fitted on %d papers", identity.model, papers)
+    return state
+
+
+def _embed_rows(store: Store, collection: str, embedder, rows: list[ChunkRow]) -> None:
+    titles = store.catalog.titles(sorted({r.paper_id for r in rows}))
+    texts = [f"{titles.get(r.paper_id, '')}\n{r.text}" for r in rows]
+    vectors = embedder.embed(texts, terms=[r.terms for r in rows])
+    # Chroma holds each chunk's text, title and paper id too, so a collection is usable on
+    # its own (by llama-index's ChromaVectorStore, say), not only through this index.
+    store.vectors.upsert(
+        collection,
+        [r.chunk_id for r in rows],
+        vectors,
+        documents=[r.text for r in rows],
+        metadatas=[
+            {"paper_id": r.paper_id, "title": titles.get(r.paper_id, ""), "ordinal": r.ordinal}
+            for r in rows
+        ],
+    )
+
+
+# --- the lexical side -------------------------------------------------------------------------
+
+
+def _sync_lexical(store: Store, progress: Progress) -> str:
+    """The lexical index of the catalog's current generation: the previous one (the
+    manifest's) with the catalog's changes applied, or built from every chunk's stored
+    terms when there is no usable previous one."""
+    cat = store.catalog
+    generation = cat.generation
+    directory = f"lexical/g{generation}"
+    meta_file = store.home / directory / "lexical.json"
+    if meta_file.exists():
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads(meta_file.read_text())["generation"] == generation:
+                return directory
+    base = _previous_lexical(store)
+    current = cat.chunk_ids()
+    removed: set[str] = set()
+    if base is None:
+        base = LexicalIndex(None, [], generation)
+        added: Iterator[tuple[str, list[str]]] = cat.iter_terms()
+        total = len(current)
+    else:
+        previous = set(base.chunk_ids)
+        new_ids = sorted(current - previous)
+        added = cat.iter_terms(new_ids)
+        total = len(new_ids)
+        removed = previous - current
+    done = 0
+
+    def counted(pairs: Iterator[tuple[str, list[str]]]) -> Iterator[tuple[str, list[str]]]:
+        nonlocal done
+        for pair in pairs:
+            done += 1
+            if done % 5000 == 0:
+                progress("lexical", done, total)
+            yield pair
+
+    lexical = base.updated(remove=removed, add=counted(added), generation=generation)
+    progress("lexical", total, total)
+    lexical.save(store.home / directory)
+    return directory
+
+
+def _previous_lexical(store: Store) -> LexicalIndex | None:
+    """The lexical index the manifest names, with its term counts, or None."""
+    try:
+        manifest = store.read_manifest()
+        if manifest is None:
+            return None
+        lexical = LexicalIndex.load(store.home / manifest.lexical.dir)
+        lexical.counts()
+    except IndexCorruptError as exc:
+        log.info("building the lexical index from every chunk (%s)", exc)
+        return None
+    return lexical
+
+
+# --- the switch ------------------------------------------------------------------------------
+
+
+def _switch_manifest(store: Store, lexical_dir: str) -> None:
+    """Write the manifest that names the parts just brought in line (readers switch to them
+    when they next look)."""
+    cat = store.catalog
+    identity = store.identity() or store.wanted()
+    papers, chunks = cat.counts()
+    dense = cat.dense_state()
+    manifest = Manifest(
+        index_id=identity.index_id,
+        updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        tokenizer=identity.tokenizer,
+        chunking=identity.chunking,
+        embedding_backend=identity.embedding_backend,
+        embedding_model=identity.embedding_model,
+        embedding=dense.model if dense else None,
+        dense_model=dense.model_file if dense else None,
+        chroma=ChromaRef(
+            mode=identity.chroma.mode,
+            url=identity.chroma.url,
+            collection=dense.collection if dense else None,
+        ),
+        lexical=LexicalRef(dir=lexical_dir, generation=cat.generation),
+        generation=cat.generation,
+        papers=papers,
+        chunks=chunks,
+        fitted_on_papers=dense.fitted_on_papers if dense else 0,
+        sources=cat.sources(),
+    )
+    write_manifest(
+        store.manifest_path,
+        manifest,
+        before_replace=lambda: failpoint("ingest:during-manifest"),
+    )
+
+
+def _cleanup(store: Store) -> None:
+    """Remove parts the manifest no longer names (old lexical dirs, models, collections)."""
+    manifest = store.read_manifest()
+    if manifest is None:
+        return
+    lexical_root = store.home / "lexical"
+    if lexical_root.is_dir():
+        for d in lexical_root.iterdir():
+            if str(d.relative_to(store.home)) != manifest.lexical.dir:
+                shutil.rmtree(d, ignore_errors=True)
+    dense_root = store.home / "dense"
+    if dense_root.is_dir():
+        for f in dense_root.iterdir():
+            if str(f.relative_to(store.home)) != manifest.dense_model:
+                f.unlink(missing_ok=True)
+    active = manifest.chroma.collection
+    prefix = store.collection_name("")
+    for name in store.vectors.collection_names():
+        if name.startswith(prefix) and name != active:
+            store.vectors.drop(name)
