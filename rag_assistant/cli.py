@@ -17,24 +17,30 @@ from collections.abc import Callable, Iterator, Sequence
 EXAMPLE_QUESTION = "What is HyperAttention and how fast is it?"
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(*, top: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command name. Only the top-level
+    parser sets their defaults: a subcommand's default would overwrite the value given
+    before the command (``rag-assistant --home DIR ask ...``)."""
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("index and logging")
     group.add_argument(
         "--home",
         metavar="DIR",
+        default=default(None),
         help="index directory (env RAG_ASSISTANT_HOME; default ~/.local/share/rag-assistant)",
     )
     group.add_argument(
         "--chroma-url",
         metavar="URL",
+        default=default(None),
         help="use a `chroma run` server instead of the embedded store (env RAG_CHROMA_URL)",
     )
     group.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=0,
+        default=default(0),
         help="log progress (-v) or everything (-vv) to stderr",
     )
     return common
@@ -54,13 +60,13 @@ def _positive_k(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = _common()
+    common = _common(top=False)
     parser = argparse.ArgumentParser(
         prog="rag-assistant",
         description="Answer questions about research-paper abstracts with citations checked "
         "by code. Works offline (extractive answers); set OPENAI_API_KEY or OPENAI_BASE_URL "
         "for generated answers.",
-        parents=[common],
+        parents=[_common(top=True)],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -168,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         metavar="FILE",
-        help="minimum/maximum scores (default eval/thresholds.json when it exists); "
-        "exit 1 and name the metrics that miss them",
+        help="minimum/maximum scores (default: <qa name>.thresholds.json beside the Q&A "
+        "file, when it exists); exit 1 and name the metrics that miss them",
     )
     p.add_argument(
         "--save-thresholds",
@@ -390,9 +396,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     items = load_qa(args.qa)
-    threshold_file = args.threshold or (
-        "eval/thresholds.json" if Path("eval/thresholds.json").is_file() else None
-    )
+    threshold_file = args.threshold or gate.thresholds_for(args.qa)
     thresholds = gate.load_thresholds(threshold_file) if threshold_file else None
     previous = reports.load_report(args.compare) if args.compare else None
     if args.save_thresholds and Path(args.save_thresholds).exists():

@@ -222,7 +222,7 @@ def _check_names(model: type[BaseModel], values: dict, prefix: str) -> None:
         field = model.model_fields.get(name)
         if field is None:
             known = ", ".join(sorted(model.model_fields))
-            raise ConfigurationError(f"unknown setting {prefix}{name!r} (known: {known})")
+            raise ConfigurationError(f"unknown setting '{prefix}{name}' (known: {known})")
         annotation = field.annotation
         nested = isinstance(annotation, type) and issubclass(annotation, BaseModel)
         if isinstance(value, dict) and nested:

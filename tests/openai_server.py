@@ -31,6 +31,7 @@ class Reply:
     garbage: bool = False
     trickle: float = 0.0
     usage: tuple[int, int] = (123, 45)
+    finish: str = "stop"
 
 
 class OpenAIServer:
@@ -39,6 +40,9 @@ class OpenAIServer:
         self.embedding_requests: list[dict] = []
         self.queue: deque[Reply] = deque()
         self.default: Callable[[dict], Reply] = lambda body: Reply("No script. [1]")
+        # reject(body) -> an error message: the request is answered 400 with it, as a real
+        # endpoint rejects a parameter its model does not take
+        self.reject: Callable[[dict], str | None] = lambda body: None
         self.stopping = threading.Event()
         server = self
 
@@ -60,6 +64,10 @@ class OpenAIServer:
                     return self._embeddings(body)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 server.requests.append({"path": self.path, "headers": headers, "json": body})
+                rejected = server.reject(body)
+                if rejected:
+                    error = {"message": rejected, "type": "invalid_request_error"}
+                    return self._send(400, {"error": error})
                 reply = server.queue.popleft() if server.queue else server.default(body)
                 if reply.hang and server.stopping.wait(reply.hang):
                     return
@@ -106,7 +114,7 @@ class OpenAIServer:
                         self.wfile.flush()
                         if reply.trickle and server.stopping.wait(reply.trickle):
                             return
-                    done = _chunk(body, {}, "stop")
+                    done = _chunk(body, {}, reply.finish)
                     self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
                     if (body.get("stream_options") or {}).get("include_usage"):
                         usage = _chunk(body, None, None)
@@ -184,7 +192,7 @@ def _completion(body: dict, reply: Reply) -> dict:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": reply.text},
-                "finish_reason": "stop",
+                "finish_reason": reply.finish,
             }
         ],
         "usage": _usage(reply),

@@ -87,6 +87,10 @@ def test_ingest_with_a_category_filter_and_ask(tmp_path):
     assistant = Assistant(Settings(home=tmp_path / "home", auto_ingest_bundled=False))
     report = assistant.ingest([SAMPLE], categories=["cs.CL"])
     assert (report.added, report.papers) == (2, 2)
+    # the records the filter left out are counted and said, not dropped silently
+    assert report.filtered == 3
+    assert "left out by the category filter: 3" in report.summary()
+    assert report.to_dict()["filtered"] == 3
     sources = assistant.retrieve("How does SnapKV compress the KV cache?", k=2)
     assert sources[0].paper_id == "arxiv:2404.14469"
     assert sources[0].title == "SnapKV: LLM Knows What You are Looking for Before Generation"

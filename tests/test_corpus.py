@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from rag_assistant import corpus
+from rag_assistant import Assistant, corpus
 from rag_assistant.corpus import ReadLimits
 from rag_assistant.errors import (
     EmptySourceError,
@@ -521,3 +521,21 @@ def test_an_abstract_over_the_length_limit_is_cut_and_reported(tmp_path):
     # 102 characters end inside the 21st word; the cut goes back to the last whole word
     assert paper.abstract == " ".join(f"w{i:03d}" for i in range(20))
     assert result.log.warnings == [f"{path}:1: abstract of 499 characters cut to 102"]
+
+
+def test_the_title_length_limit_is_a_setting(tmp_path):
+    """A listing line longer than ``limits.max_title_chars`` is abstract text; the setting
+    moves that line (a long title is read as one when the limit allows it)."""
+    title = "A Study of " + "Very " * 64 + "Long Titles"  # 342 characters
+    abstract = "We study long titles. " * 20
+    path = tmp_path / "page.txt"
+    path.write_text(f"{title}\n{abstract}\n")
+    assert 300 < len(title) < 400
+    with pytest.raises(NoEntriesError):
+        parse(path)  # the default limit, 300: no title line
+    papers = parse(path, limits=ReadLimits(max_title_chars=400)).papers
+    assert [p.title for p in papers.values()] == [title]
+
+    assistant = Assistant(home=tmp_path / "home", limits={"max_title_chars": 400})
+    report = assistant.ingest([path])
+    assert report.added == 1

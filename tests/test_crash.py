@@ -49,7 +49,7 @@ def cli() -> list[str]:
 def run(home: Path, *args: str, failpoint: str | None = None, env: dict | None = None):
     environment = dict(os.environ, RAG_ASSISTANT_HOME=str(home), **(env or {}))
     # several embedding batches, so a kill during embedding leaves some chunks pending
-    environment.setdefault("RAG_ASSISTANT_EMBEDDING__BATCH_SIZE", "16")
+    environment.setdefault("RAG_ASSISTANT_EMBEDDING__BATCH_SIZE", "8")
     if failpoint:
         environment["RAG_ASSISTANT_FAILPOINT"] = failpoint
     return subprocess.run(
@@ -155,11 +155,32 @@ def assert_answers(home: Path) -> None:
     assistant.index.close()
 
 
+def assert_some_pending(home: Path) -> None:
+    """A kill during embedding leaves the state the test means: the first batch of vectors
+    is in Chroma and the rest are not (RAG_ASSISTANT_EMBEDDING__BATCH_SIZE=8 makes several
+    batches; a setting that did not bound the batch wrote them all at once)."""
+    # counted in a process of its own: an embedded Chroma client opened here would keep the
+    # vectors it loaded, and this process reads the index again after the next ingest
+    script = (
+        "import sys; from rag_assistant.index import Index; from rag_assistant.settings "
+        "import Settings; i = Index(Settings(home=sys.argv[1])); "
+        "print(i.vectors.count(i.catalog.dense_state().collection), len(i.catalog.chunk_ids()))"
+    )
+    counted = subprocess.run(
+        [sys.executable, "-c", script, str(home)], capture_output=True, text=True, timeout=120
+    )
+    assert counted.returncode == 0, counted.stderr[-2000:]
+    in_chroma, total = map(int, counted.stdout.split())
+    assert 0 < in_chroma < total, (in_chroma, total)
+
+
 def kill_then_resume(home: Path, files: list[Path], failpoints: tuple[str, ...]) -> None:
     args = ["ingest", *map(str, files)]
     for point in failpoints:
         killed = run(home, *args, failpoint=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        if point == "ingest:during-embedding":
+            assert_some_pending(home)
     resumed = run(home, *args)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
@@ -190,6 +211,8 @@ def test_incremental_ingest_killed_is_completed_by_the_next(
     for point in failpoints:
         killed = run(home, "ingest", *map(str, files), failpoint=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        if point == "ingest:during-embedding":
+            assert_some_pending(home)
         # readers still see a working index between the kill and the next ingest. The reader
         # is its own process: an embedded Chroma client keeps the vectors it loaded, so one
         # opened in this process would not see what the next ingest writes.
@@ -213,6 +236,8 @@ def test_first_ingest_killed_is_completed_by_the_next(failpoints, reference, tmp
     for point in failpoints:
         killed = run(home, "ingest", *map(str, files), failpoint=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        if point == "ingest:during-embedding":
+            assert_some_pending(home)
     # no manifest yet: a reader is told which part is missing and what to run
     with pytest.raises(IndexCorruptError, match="manifest"):
         Assistant(Settings(home=home)).ask("What is HyperAttention?")

@@ -1,5 +1,5 @@
 """The CI gate: the offline evaluation of ``eval/qa.jsonl`` must meet the thresholds in
-``eval/thresholds.json``. The thresholds are set from a measured baseline and are never
+``eval/qa.thresholds.json``. The thresholds are set from a measured baseline and are never
 lowered to make this pass: a failure means a change made the assistant worse."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rag_assistant.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 QA = PROJECT / "eval" / "qa.jsonl"
-THRESHOLDS = PROJECT / "eval" / "thresholds.json"
+THRESHOLDS = PROJECT / "eval" / "qa.thresholds.json"
 
 
 def test_offline_eval_meets_the_thresholds(home, tmp_path):

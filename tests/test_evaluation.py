@@ -4,6 +4,7 @@ report comparison and thresholds, and the ``eval`` command end to end."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -19,7 +20,12 @@ from rag_assistant.answer.judges import LexicalJudge, LLMJudge
 from rag_assistant.answer.llm import Completion
 from rag_assistant.errors import InputError
 from rag_assistant.evaluation.dataset import check_gold_titles, load_qa
-from rag_assistant.evaluation.gate import check_thresholds, load_thresholds, save_thresholds
+from rag_assistant.evaluation.gate import (
+    check_thresholds,
+    load_thresholds,
+    save_thresholds,
+    thresholds_for,
+)
 from rag_assistant.evaluation.metrics import (
     METRICS,
     RefusalCounts,
@@ -35,6 +41,7 @@ from rag_assistant.evaluation.reports import compare_reports, render_deltas
 from rag_assistant.evaluation.runner import aggregate
 from rag_assistant.types import Answer, Citation, Claim, Source, Verdict
 
+PROJECT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 QA_SMALL = DATA / "qa_small.jsonl"
 
@@ -495,6 +502,37 @@ def test_thresholds(tmp_path):
         load_thresholds(path)
 
 
+def test_thresholds_are_pinned_to_the_qa_file_they_were_measured_on(tmp_path):
+    """Editing the Q&A file cannot silently move the gate: thresholds carry the file's
+    sha256, and a report of another version of the file fails it."""
+    qa = tmp_path / "eval" / "qa.jsonl"
+    qa.parent.mkdir()
+    shutil.copyfile(QA_SMALL, qa)
+    report = report_with(**{"hit@5": 0.8})
+    report.update(created="2026-12-03T10:00:00+00:00", qa_file=str(qa))
+    report["qa_sha256"] = hashlib.sha256(qa.read_bytes()).hexdigest()
+    report["config"] = {"mode": "offline", "judge": "lexical"}
+    path = save_thresholds(report, tmp_path / "eval" / "qa.thresholds.json")
+    assert thresholds_for(qa) == path
+    thresholds = load_thresholds(path)
+    assert thresholds["qa_sha256"] == report["qa_sha256"]
+    assert check_thresholds(report, thresholds) == []
+
+    qa.write_text(qa.read_text() + "\n")  # an edit, however small
+    edited = {**report, "qa_sha256": hashlib.sha256(qa.read_bytes()).hexdigest()}
+    (failure,) = check_thresholds(edited, thresholds)
+    assert "is not the Q&A file these thresholds were measured on" in failure
+    assert thresholds_for(tmp_path / "eval" / "dev.jsonl") is None
+
+
+def test_the_checked_in_thresholds_pin_the_checked_in_qa_files():
+    for qa in (PROJECT / "eval").glob("*.jsonl"):
+        pinned = thresholds_for(qa)
+        if pinned is not None:
+            digest = hashlib.sha256(qa.read_bytes()).hexdigest()
+            assert load_thresholds(pinned)["qa_sha256"] == digest, qa.name
+
+
 def test_baseline_thresholds_are_the_measured_scores(tmp_path):
     report = report_with(
         **{"hit@5": 0.8, "mrr@10": 0.6666666, "false_refusal_rate": 0.1234, "phantom_citations": 0}
@@ -608,7 +646,7 @@ def test_eval_with_the_llm_judge_over_http_reports_parse_failures(home, tmp_path
     try:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url)
         monkeypatch.setenv("RAG_ASSISTANT_OPENAI__MAX_RETRIES", "0")
-        monkeypatch.chdir(tmp_path)  # not the checkout: its eval/thresholds.json is for qa.jsonl
+        monkeypatch.chdir(tmp_path)
         out = tmp_path / "run"
         args = ["eval", "--qa", str(QA_SMALL), "--home", str(home), "--out", str(out)]
         assert cli.main([*args, "--judge", "openai", "--llm", "offline"]) == 0

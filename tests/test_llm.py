@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from openai_server import OpenAIServer, Reply
@@ -393,6 +394,7 @@ def test_scripted_model_obeying_an_injected_abstract_cites_only_retrieved_papers
 
 
 GUARD_SECONDS = 30  # far beyond the documented bound; the hanging replies wait 60 s
+BACKOFF_AND_SLACK = 1.5
 
 
 @pytest.mark.parametrize(
@@ -419,9 +421,64 @@ def test_stream_ends_within_the_documented_bound(home, server, replies, error):
         except error as exc:
             outcome["error"] = exc
 
+    started = time.monotonic()
     thread = threading.Thread(target=consume, daemon=True)
     thread.start()
     thread.join(GUARD_SECONDS)
+    elapsed = time.monotonic() - started
     assert not thread.is_alive(), "the stream did not end"
     assert "error" in outcome, outcome
     assert KEY not in str(outcome["error"])
+    # the README's bound: timeout x (max_retries + 1), plus the client's backoff between
+    # attempts (at most 1 s for one retry) and the local round trips
+    bound = 0.5 * (1 + 1) + BACKOFF_AND_SLACK
+    assert elapsed <= bound, f"ended after {elapsed:.2f} s; the documented bound is {bound} s"
+
+
+def _openai_rules(body: dict) -> str | None:
+    """What OpenAI's API answers: reasoning models (o-series, gpt-5) reject ``max_tokens``
+    and any temperature but the default; other models do not know
+    ``max_completion_tokens`` here (older compatible servers)."""
+    reasoning = body["model"].startswith(("o1", "o3", "o4", "gpt-5"))
+    if reasoning and "max_tokens" in body:
+        return "Unsupported parameter: 'max_tokens' is not supported with this model."
+    if reasoning and body.get("temperature", 1) != 1:
+        return "Unsupported value: 'temperature' does not support 0.0 with this model."
+    if not reasoning and "max_completion_tokens" in body:
+        return "Unrecognized request argument supplied: max_completion_tokens"
+    return None
+
+
+@pytest.mark.parametrize("model", ["o3-mini", "gpt-5-mini", "gpt-4o-mini", "llama3.1"])
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+def test_requests_send_only_what_the_model_accepts(home, server, model, stream):
+    server.reject = _openai_rules
+    assistant = llm_assistant(home, server, model=model, max_output_tokens=321)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(f"HyperAttention approximates attention in near-linear time [{n}].")
+    answer = final(assistant.stream(QUESTION)) if stream else assistant.ask(QUESTION)
+    assert not answer.refused and answer.citations
+    sent = server.requests[-1]["json"]
+    limit = sent.get("max_completion_tokens", sent.get("max_tokens"))
+    assert limit == 321
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
+def test_an_answer_cut_at_the_token_limit_says_so(home, server, stream):
+    assistant = llm_assistant(home, server, max_output_tokens=40)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(Reply(f"HyperAttention approximates attention [{n}]. It also", finish="length"))
+    answer = final(assistant.stream(QUESTION)) if stream else assistant.ask(QUESTION)
+    assert any("cut off at its token limit" in notice for notice in answer.notices)
+    assert "RAG_ASSISTANT_OPENAI__MAX_OUTPUT_TOKENS" in " ".join(answer.notices)
+
+
+def test_a_complete_answer_has_no_cut_off_notice(home, server):
+    assistant = llm_assistant(home, server)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(f"HyperAttention approximates attention in near-linear time [{n}].")
+    assert not any("cut off" in notice for notice in assistant.ask(QUESTION).notices)
+
+
+def final(events):
+    return next(e.answer for e in events if isinstance(e, Final))

@@ -3,8 +3,9 @@ glossary, and a question naming something the corpus never mentions is refused."
 
 from __future__ import annotations
 
+from rag_assistant.answer.policy import AnswerabilityPolicy
 from rag_assistant.text.glossary import entries, expand
-from rag_assistant.text.terms import names
+from rag_assistant.text.terms import names, query_terms, terms
 
 
 def test_glossary_phrases_match_whole_stemmed_words():
@@ -14,6 +15,19 @@ def test_glossary_phrases_match_whole_stemmed_words():
     # "botany" contains "bot" but is not the word "bot"; "make" alone is not "make up"
     assert expand("botany make sense").extra == []
     assert "hallucin" in expand("the model makes up facts").extra
+
+
+def test_a_lay_phrase_counts_as_covered_by_its_research_terms():
+    """The alternates are keyed by the phrase's terms analyzed as a question's are: "low
+    precision" is covered by an abstract that says "quantization" ("precision" is the term
+    "precis", which re-stemming the stem would have turned into "preci")."""
+    question = "models in low precision"
+    found = expand(question)
+    assert set(found.alternates) == {"low", "precis"} <= set(query_terms(question))
+    policy = AnswerabilityPolicy(lambda term: 1.0, min_evidence=0.4)
+    analysis = policy.analyze(question)
+    abstract = set(terms("We study quantization of large language models."))
+    assert policy.coverage(analysis, abstract) == 1.0
 
 
 def test_every_glossary_entry_has_a_phrase_and_research_terms():

@@ -13,9 +13,18 @@ from .metrics import LOWER_IS_BETTER, METRICS
 from .reports import fmt
 
 
-def load_thresholds(path: str | Path) -> dict[str, dict[str, float]]:
-    """``{"min": {metric: value}, "max": {metric: value}}`` from a JSON file (other keys,
-    such as a comment or the baseline it was set from, are ignored)."""
+def thresholds_for(qa_path: str | Path) -> Path | None:
+    """The thresholds file of a Q&A file: ``<name>.thresholds.json`` beside it, when it
+    exists (``eval/qa.jsonl`` → ``eval/qa.thresholds.json``)."""
+    path = Path(qa_path)
+    candidate = path.with_name(path.name.removesuffix(".jsonl") + ".thresholds.json")
+    return candidate if candidate.is_file() else None
+
+
+def load_thresholds(path: str | Path) -> dict:
+    """``{"min": {metric: value}, "max": {metric: value}, "qa_sha256": ...}`` from a JSON
+    file; ``qa_sha256`` (the digest of the Q&A file they were measured on) may be absent;
+    other keys, such as a comment, are ignored."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -36,7 +45,10 @@ def load_thresholds(path: str | Path) -> dict[str, dict[str, float]]:
         out[bound] = dict(values)
     if not out["min"] and not out["max"]:
         raise InputError(f"{path} sets no thresholds (expected 'min' and/or 'max')")
-    return out
+    digest = data.get("qa_sha256")
+    if digest is not None and not isinstance(digest, str):
+        raise InputError(f"{path}: 'qa_sha256' must be a string")
+    return {**out, "qa_sha256": digest}
 
 
 def baseline_thresholds(report: dict) -> dict:
@@ -76,11 +88,19 @@ def save_thresholds(report: dict, path: str | Path) -> Path:
     return path
 
 
-def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
+def check_thresholds(report: dict, thresholds: dict) -> list[str]:
     """One line per metric of the totals that falls below its minimum or above its maximum
-    (or was not measured); empty when the report passes."""
+    (or was not measured), and one when the report's Q&A file is not the one the thresholds
+    were measured on; empty when the report passes."""
     metrics = report["totals"]["metrics"]
     failures = []
+    pinned = thresholds.get("qa_sha256")
+    if pinned and report.get("qa_sha256") != pinned:
+        failures.append(
+            f"{report.get('qa_file')} is not the Q&A file these thresholds were measured on "
+            f"(sha256 {str(report.get('qa_sha256'))[:12]}…, thresholds set on {pinned[:12]}…): "
+            "measure a new baseline on it and set the thresholds from it"
+        )
     for bound in ("min", "max"):
         for metric, limit in thresholds.get(bound, {}).items():
             value = metrics.get(metric)

@@ -17,8 +17,8 @@ citation it concerns is left out and counted in ``judge_failures``.
 from __future__ import annotations
 
 import re
-import unicodedata
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -165,7 +165,7 @@ class Catalog:
         return out
 
     def all_paper_ids(self) -> list[str]:
-        return [r[0] for r in self._conn().execute("SELECT paper_id FROM papers ORDER BY paper_id")]
+        return self._column("SELECT paper_id FROM papers ORDER BY paper_id")
 
     def iter_papers(self) -> Iterator[Paper]:
         """Every paper, with sources, in id order."""
@@ -204,55 +204,40 @@ class Catalog:
         return [cid for pid in paper_ids for cid in rows.get(pid, [])]
 
     def chunk_ids(self) -> set[str]:
-        return {r[0] for r in self._conn().execute("SELECT chunk_id FROM chunks")}
+        return set(self._column("SELECT chunk_id FROM chunks"))
+
+    def _paged(self, columns: str, where: str, batch_size: int) -> Iterator[list[tuple]]:
+        """Rows of ``chunks`` in chunk-id order, a batch at a time (keyset pagination: each
+        batch starts after the last id of the one before)."""
+        query = f"SELECT chunk_id, {columns} FROM chunks WHERE chunk_id > ? {where} "
+        query += "ORDER BY chunk_id LIMIT ?"
+        last = ""
+        while rows := self._conn().execute(query, (last, batch_size)).fetchall():
+            yield rows
+            last = rows[-1][0]
 
     def iter_chunks(
         self, *, pending_only: bool = False, batch_size: int = 2000
     ) -> Iterator[list[ChunkRow]]:
         """All chunks (or those not yet embedded), in batches, ordered by chunk id."""
-        query = (
-            "SELECT chunk_id, paper_id, ordinal, text, terms FROM chunks WHERE chunk_id > ? "
-            + ("AND embedded = 0 " if pending_only else "")
-            + "ORDER BY chunk_id LIMIT ?"
-        )
-        last = ""
-        conn = self._conn()
-        while True:
-            rows = conn.execute(query, (last, batch_size)).fetchall()
-            if not rows:
-                return
+        where = "AND embedded = 0" if pending_only else ""
+        for rows in self._paged("paper_id, ordinal, text, terms", where, batch_size):
             yield [ChunkRow(r[0], r[1], r[2], r[3], r[4].split()) for r in rows]
-            last = rows[-1][0]
 
     def iter_terms(
         self, chunk_ids: Sequence[str] | None = None, *, batch_size: int = 5000
     ) -> Iterator[tuple[str, list[str]]]:
         """(chunk_id, terms) of every chunk in chunk-id order, or of the chunks ``chunk_ids``
         names that exist, in that order."""
-        conn = self._conn()
         if chunk_ids is None:
-            last = ""
-            while True:
-                rows = conn.execute(
-                    "SELECT chunk_id, terms FROM chunks WHERE chunk_id > ? ORDER BY chunk_id "
-                    "LIMIT ?",
-                    (last, batch_size),
-                ).fetchall()
-                if not rows:
-                    return
-                for chunk_id, terms in rows:
-                    yield chunk_id, terms.split()
-                last = rows[-1][0]
+            for rows in self._paged("terms", "", batch_size):
+                yield from ((chunk_id, terms.split()) for chunk_id, terms in rows)
+            return
         for batch in _batches(chunk_ids, 500):
             marks = ",".join("?" * len(batch))
-            found = dict(
-                conn.execute(
-                    f"SELECT chunk_id, terms FROM chunks WHERE chunk_id IN ({marks})", batch
-                ).fetchall()
-            )
-            for chunk_id in batch:
-                if chunk_id in found:
-                    yield chunk_id, found[chunk_id].split()
+            query = f"SELECT chunk_id, terms FROM chunks WHERE chunk_id IN ({marks})"
+            found = dict(self._conn().execute(query, batch).fetchall())
+            yield from ((cid, found[cid].split()) for cid in batch if cid in found)
 
     def sample_chunk_terms(self, limit: int) -> TermSample:
         """Terms of up to ``limit`` chunks spread evenly over the catalog (for fitting), read
@@ -264,33 +249,23 @@ class Catalog:
         return self._conn().execute("SELECT COUNT(*) FROM chunks WHERE embedded = 0").fetchone()[0]
 
     def tombstones(self) -> list[str]:
-        return [r[0] for r in self._conn().execute("SELECT chunk_id FROM tombstones")]
+        return self._column("SELECT chunk_id FROM tombstones")
+
+    def _column(self, query: str, *args: object) -> list:
+        """The first column of ``query``'s rows."""
+        return [r[0] for r in self._conn().execute(query, args)]
 
     def paper_ids_by_source(self, source: str) -> set[str]:
-        return {
-            r[0]
-            for r in self._conn().execute(
-                "SELECT paper_id FROM paper_sources WHERE source = ?", (source,)
-            )
-        }
+        return set(self._column("SELECT paper_id FROM paper_sources WHERE source = ?", source))
 
     def sources(self) -> list[str]:
-        return [
-            r[0]
-            for r in self._conn().execute(
-                "SELECT DISTINCT source FROM paper_sources ORDER BY source"
-            )
-        ]
+        return self._column("SELECT DISTINCT source FROM paper_sources ORDER BY source")
 
     def orphan_paper_ids(self) -> list[str]:
         """Papers no source holds any more (removed by ``ingest --prune``)."""
-        return [
-            r[0]
-            for r in self._conn().execute(
-                "SELECT paper_id FROM papers WHERE paper_id NOT IN "
-                "(SELECT paper_id FROM paper_sources)"
-            )
-        ]
+        return self._column(
+            "SELECT paper_id FROM papers WHERE paper_id NOT IN (SELECT paper_id FROM paper_sources)"
+        )
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole catalog (SQLite's online backup)."""
@@ -324,92 +299,16 @@ class Catalog:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 before = conn.total_changes
-                for paper, chunks, term_lists in upsert:
-                    conn.execute(
-                        "INSERT INTO papers (paper_id, title, abstract, url, authors, date, "
-                        "categories, content_hash, meta_hash) VALUES (?,?,?,?,?,?,?,?,?) "
-                        "ON CONFLICT(paper_id) DO UPDATE SET title=excluded.title, "
-                        "abstract=excluded.abstract, url=excluded.url, authors=excluded.authors, "
-                        "date=excluded.date, categories=excluded.categories, "
-                        "content_hash=excluded.content_hash, meta_hash=excluded.meta_hash",
-                        (
-                            paper.paper_id,
-                            paper.title,
-                            paper.abstract,
-                            paper.url,
-                            json.dumps(paper.authors),
-                            paper.date,
-                            json.dumps(paper.categories),
-                            paper.content_hash,
-                            paper.meta_hash,
-                        ),
-                    )
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)",
-                        [(paper.paper_id, s) for s in paper.sources],
-                    )
-                    if chunks is None:
-                        continue
-                    new_ids = {c.chunk_id for c in chunks}
-                    old = [
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT chunk_id FROM chunks WHERE paper_id = ?", (paper.paper_id,)
-                        )
-                        if r[0] not in new_ids
-                    ]
-                    self._delete_chunks(conn, old)
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO chunks (chunk_id, paper_id, ordinal, text, terms) "
-                        "VALUES (?,?,?,?,?)",
-                        [
-                            (c.chunk_id, c.paper_id, c.ordinal, c.text, " ".join(t))
-                            for c, t in zip(chunks, term_lists or [], strict=True)
-                        ],
-                    )
-                    conn.executemany(
-                        "DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in new_ids]
-                    )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)",
-                    list(add_sources),
-                )
-                conn.executemany(
-                    "DELETE FROM paper_sources WHERE paper_id = ? AND source = ?",
-                    list(drop_sources),
-                )
-                for paper_id in remove:
-                    ids = [
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT chunk_id FROM chunks WHERE paper_id = ?", (paper_id,)
-                        )
-                    ]
-                    self._delete_chunks(conn, ids)
-                    conn.execute("DELETE FROM paper_sources WHERE paper_id = ?", (paper_id,))
-                    conn.execute("DELETE FROM papers WHERE paper_id = ?", (paper_id,))
+                _write_changes(conn, upsert, add_sources, drop_sources, remove)
                 if conn.total_changes != before:
-                    self._bump(conn)
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) "
+                        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-
-    @staticmethod
-    def _delete_chunks(conn: sqlite3.Connection, chunk_ids: list[str]) -> None:
-        if not chunk_ids:
-            return
-        conn.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in chunk_ids])
-        conn.executemany(
-            "INSERT OR IGNORE INTO tombstones (chunk_id) VALUES (?)", [(i,) for i in chunk_ids]
-        )
-
-    @staticmethod
-    def _bump(conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) "
-            "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-        )
 
     def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
         with self._write_lock:
@@ -443,6 +342,84 @@ class Catalog:
                     "DO UPDATE SET value = excluded.value",
                     (key, value),
                 )
+
+
+def _write_changes(
+    conn: sqlite3.Connection,
+    upsert: Iterable[tuple[Paper, list[Chunk] | None, list[list[str]] | None]],
+    add_sources: Iterable[tuple[str, str]],
+    drop_sources: Iterable[tuple[str, str]],
+    remove: Iterable[str],
+) -> None:
+    """The statements of :meth:`Catalog.apply`, inside its transaction."""
+    for paper, chunks, term_lists in upsert:
+        conn.execute(
+            "INSERT INTO papers (paper_id, title, abstract, url, authors, date, "
+            "categories, content_hash, meta_hash) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(paper_id) DO UPDATE SET title=excluded.title, "
+            "abstract=excluded.abstract, url=excluded.url, authors=excluded.authors, "
+            "date=excluded.date, categories=excluded.categories, "
+            "content_hash=excluded.content_hash, meta_hash=excluded.meta_hash",
+            (
+                paper.paper_id,
+                paper.title,
+                paper.abstract,
+                paper.url,
+                json.dumps(paper.authors),
+                paper.date,
+                json.dumps(paper.categories),
+                paper.content_hash,
+                paper.meta_hash,
+            ),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)",
+            [(paper.paper_id, s) for s in paper.sources],
+        )
+        if chunks is None:
+            continue
+        new_ids = {c.chunk_id for c in chunks}
+        old = [
+            r[0]
+            for r in conn.execute(
+                "SELECT chunk_id FROM chunks WHERE paper_id = ?", (paper.paper_id,)
+            )
+            if r[0] not in new_ids
+        ]
+        _delete_chunks(conn, old)
+        conn.executemany(
+            "INSERT OR IGNORE INTO chunks (chunk_id, paper_id, ordinal, text, terms) "
+            "VALUES (?,?,?,?,?)",
+            [
+                (c.chunk_id, c.paper_id, c.ordinal, c.text, " ".join(t))
+                for c, t in zip(chunks, term_lists or [], strict=True)
+            ],
+        )
+        conn.executemany("DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in new_ids])
+    conn.executemany(
+        "INSERT OR IGNORE INTO paper_sources (paper_id, source) VALUES (?, ?)", list(add_sources)
+    )
+    conn.executemany(
+        "DELETE FROM paper_sources WHERE paper_id = ? AND source = ?", list(drop_sources)
+    )
+    for paper_id in remove:
+        ids = [
+            r[0]
+            for r in conn.execute("SELECT chunk_id FROM chunks WHERE paper_id = ?", (paper_id,))
+        ]
+        _delete_chunks(conn, ids)
+        conn.execute("DELETE FROM paper_sources WHERE paper_id = ?", (paper_id,))
+        conn.execute("DELETE FROM papers WHERE paper_id = ?", (paper_id,))
+
+
+def _delete_chunks(conn: sqlite3.Connection, chunk_ids: list[str]) -> None:
+    """Delete chunks, keeping their ids as tombstones until Chroma has dropped them."""
+    if not chunk_ids:
+        return
+    conn.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in chunk_ids])
+    conn.executemany(
+        "INSERT OR IGNORE INTO tombstones (chunk_id) VALUES (?)", [(i,) for i in chunk_ids]
+    )
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
