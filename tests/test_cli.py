@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from clirun import run_cli
 
+from rag_assistant import cli
 from rag_assistant.store.catalog import Catalog
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -145,15 +146,24 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_clear_line_and_loses_nothing(case, cli_home, tmp_path):
+def test_bad_input_is_one_clear_line_and_loses_nothing(case, cli_home, tmp_path, capsys):
+    """In-process (``main(argv)``): the same code path as the console script, quicker."""
     before = snapshot(cli_home)
     assert before[0][0] == 530  # papers
     args, message = CASES[case](tmp_path)
-    result = run(*args)
-    assert result.returncode == 2
-    assert result.stderr == f"error: {message}\n"
-    assert result.stdout == ""
+    assert cli.main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {message}\n"
+    assert captured.out == ""
     assert snapshot(cli_home) == before  # the indexed papers are all still there
+
+
+def test_bad_input_in_a_process_of_its_own(cli_home, tmp_path):
+    """One case as a user meets it: the installed command, a new process, no traceback."""
+    args, message = _latin1(tmp_path)
+    result = run(*args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {message}\n"
 
 
 def test_skip_invalid_goes_past_the_broken_line(cli_home, tmp_path):
@@ -182,11 +192,13 @@ def test_top_level_help_lists_every_command():
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command):
-    result = run(command, "--help")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"usage: rag-assistant {command}")
-    assert "--home DIR" in result.stdout
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: rag-assistant {command}")
+    assert "--home DIR" in out
 
 
 # --- ask --json -------------------------------------------------------------------------------

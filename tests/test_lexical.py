@@ -68,3 +68,27 @@ def test_missing_term_counts_are_reported_not_guessed(tmp_path):
     assert loaded.search(["w1"], 3) == LexicalIndex.build(ids, terms, 1).search(["w1"], 3)
     with pytest.raises(IndexCorruptError, match="no term counts"):
         loaded.counts()
+
+
+def test_scores_equal_stock_bm25s_built_from_the_same_terms():
+    """The index's scores are stock bm25s's (method lucene, k1 1.5, b 0.75): our count-matrix
+    build replaces a step whose internals we read, so it is checked against bm25s itself for
+    the versions pyproject.toml allows."""
+    import bm25s
+
+    ids, terms = _corpus(300, seed=5)
+    ours = LexicalIndex.build(ids, terms, 1)
+    order = sorted(range(len(ids)), key=ids.__getitem__)  # our index keeps chunk-id order
+    stock = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
+    stock.index(bm25s.tokenization.Tokenized(*_tokenize([terms[i] for i in order])))
+    for query in (["w1"], ["w2", "w3"], ["w59", "w0", "w7", "w7"], ["w10", "nope"]):
+        expected = stock.get_scores([t for t in query if t in stock.vocab_dict])
+        got = dict(ours.search(query, len(ids)))
+        for rank, i in enumerate(order):
+            assert got.get(ids[i], 0.0) == pytest.approx(float(expected[rank]), abs=1e-6)
+
+
+def _tokenize(docs: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in docs]
+    return ids, vocab

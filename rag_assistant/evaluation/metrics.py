@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -243,10 +242,10 @@ def normalize_fact(text: str) -> str:
     any backslash, brace or dollar left removed; case-folded; citation markers removed;
     unicode dashes and punctuation turned to spaces (decimal points and % kept);
     "2.86\\times" and "3.6×" written "2.86x", "3.6x"."""
-    text = clean_abstract(unicodedata.normalize("NFKC", text))
+    text = clean_abstract(fold(text))
     text = strip_markers(text).replace("\\", "")
     text = re.sub(r"[{}$~^_]", " ", text)
-    text = _DASHES.sub(" ", fold(text))
+    text = _DASHES.sub(" ", text)
     text = _TIMES.sub(r"\1x", text)
     text = _NOT_DECIMAL_POINT.sub(" ", text)
     text = _PUNCT.sub(" ", text)
