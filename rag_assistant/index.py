@@ -113,6 +113,21 @@ class Index(Store):
         vector = embedder.embed_query(text, extra_terms)
         return self.vectors.query(manifest.chroma.collection, vector, n)
 
+    def idf(self, term: str) -> float:
+        """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""
+        return self.lexical().idf(term)
+
+    def dense_confidence(self, terms: Sequence[str]) -> float:
+        """How far the dense side can be trusted for a question of these ``terms``: the
+        share of their IDF mass the dense model's vocabulary knows (1.0 for a model without
+        a fixed vocabulary, such as OpenAI's). A method named only in papers added after the
+        LSA fit is a word the model has never seen: then the dense list is noise."""
+        vocabulary = getattr(self.embedder(), "vocabulary", None)
+        total = sum(self.idf(t) for t in terms)
+        if vocabulary is None or total <= 0:
+            return 1.0
+        return sum(self.idf(t) for t in terms if t in vocabulary) / total
+
     def status(self) -> IndexStatus:
         manifest = self.manifest()
         papers, chunks = self.catalog.counts() if self.has_catalog() else (0, 0)

@@ -83,6 +83,12 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     lexical_weight: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list.")
     dense_weight: float = Field(1.0, ge=0.0, description="RRF weight of the dense list.")
+    name_weight: float = Field(
+        0.5,
+        ge=0.0,
+        description="RRF credit of a paper whose title holds a name of the question "
+        "verbatim (a first rank's at this weight); 0 turns it off.",
+    )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
 
 

@@ -106,11 +106,21 @@ def ids(four) -> dict[str, str]:
 class ScriptedIndex:
     """The index's reads, with rankings given by the test and the real catalog."""
 
-    def __init__(self, index, lexical: list[str], dense: list[tuple[str, float]]) -> None:
+    def __init__(
+        self,
+        index,
+        lexical: list[str],
+        dense: list[tuple[str, float]],
+        dense_confidence: float = 1.0,
+    ) -> None:
         self.catalog = index.catalog
         self.lexical = [(cid, 10.0 - i) for i, cid in enumerate(lexical)]
         self.dense = dense
+        self.confidence = dense_confidence
         self.calls: list[str] = []
+
+    def dense_confidence(self, terms):
+        return self.confidence
 
     def lexical_search(self, terms, n):
         self.calls.append("lexical")
@@ -124,13 +134,15 @@ class ScriptedIndex:
         return list(terms)
 
 
-def scripted(four, ids, **settings):
+def scripted(four, ids, dense_confidence=1.0, **settings):
+    """The scripted rankings; names left out (``name_weight`` 0) unless a test sets it."""
     index = ScriptedIndex(
         four.index,
         lexical=[ids[x] for x in ("b0", "a1", "c0", "a0")],
         dense=[(ids["a2"], 0.9), (ids["b0"], 0.8), (ids["d0"], 0.7), (ids["a1"], 0.6)],
+        dense_confidence=dense_confidence,
     )
-    return index, Retriever(index, RetrievalSettings(**settings))
+    return index, Retriever(index, RetrievalSettings(**{"name_weight": 0.0, **settings}))
 
 
 def test_fused_papers_and_scores_by_hand(four, ids):
@@ -189,8 +201,41 @@ def test_chunks_the_catalog_no_longer_holds_are_dropped(four, ids):
         lexical=["ghost-paper-0123456789::abc::0", ids["c0"]],
         dense=[("ghost-paper-0123456789::abc::0", 0.9)],
     )
-    sources = Retriever(index, RetrievalSettings()).retrieve("anything", k=5)
+    sources = Retriever(index, RetrievalSettings(name_weight=0.0)).retrieve("anything", k=5)
     assert [(s.title, s.rank) for s in sources] == [(TITLES[2], 1)]
+
+
+def test_the_dense_list_is_weighted_by_the_share_of_the_question_its_model_knows(four, ids):
+    """A dense list the model can half trust (its vocabulary holds half the question's IDF
+    mass) counts half: b0 = 1/61 + 0.5/62, a1 = 1/62 + 0.5/64, a2 = 0.5/61 (behind c0)."""
+    _, retriever = scripted(four, ids, dense_confidence=0.5)
+    sources = retriever.retrieve("anything", k=4)
+    best = 1.5 / 61
+    assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[2], TITLES[3]]
+    beta, alpha, gamma, delta = sources
+    assert beta.score == pytest.approx((1 / 61 + 0.5 / 62) / best)
+    assert alpha.score == pytest.approx((1 / 62 + 0.5 / 64) / best)
+    assert gamma.score == pytest.approx((1 / 63) / best)
+    assert delta.score == pytest.approx((0.5 / 63) / best)
+    # a dense list of words the model never saw counts for nothing
+    _, retriever = scripted(four, ids, dense_confidence=0.0)
+    assert [s.title for s in retriever.retrieve("anything", k=3)] == [
+        TITLES[1],
+        TITLES[0],
+        TITLES[2],
+    ]
+
+
+def test_a_paper_whose_title_holds_a_name_of_the_question_gets_first_rank_credit(four, ids):
+    """ "Delta" written as a name ("DeltaCache" style: here the question writes it "DELTA")
+    is in Delta Cache's title: Delta gains 0.5/61 and leaves its tie with Gamma (1/63 each)
+    for third place alone."""
+    _, retriever = scripted(four, ids, name_weight=0.5)
+    sources = retriever.retrieve("What does DELTA do?", k=4)
+    best = (1 + 1 + 0.5) / 61
+    assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
+    assert sources[2].score == pytest.approx((1 / 63 + 0.5 / 61) / best)
+    assert sources[3].score == pytest.approx((1 / 63) / best)
 
 
 # --- the real rankings --------------------------------------------------------------------
@@ -198,20 +243,23 @@ def test_chunks_the_catalog_no_longer_holds_are_dropped(four, ids):
 
 def test_real_rankings_are_fused_and_grouped_as_documented(four):
     question = "attention blocks memory"
-    sources = four.retrieve(question, k=4)
     index = four.index
+    sources = Retriever(index, RetrievalSettings(name_weight=0.0)).retrieve(question, k=4)
     from rag_assistant.text.terms import query_terms
 
-    lexical = [cid for cid, _ in index.lexical_search(query_terms(question), 40)]
+    terms = query_terms(question)
+    lexical = [cid for cid, _ in index.lexical_search(terms, 40)]
     dense = [cid for cid, _ in index.dense_search(question, 40)]
     assert lexical and dense
+    weights = (1.0, index.dense_confidence(terms))
+    assert weights[1] == 1.0  # the model was fitted on these four abstracts: it knows all
 
     def fused(cid: str) -> float:
         score = 0.0
-        for ranking in (lexical, dense):
+        for ranking, weight in zip((lexical, dense), weights, strict=True):
             if cid in ranking:
-                score += 1 / (60 + ranking.index(cid) + 1)
-        return score / (2 / 61)
+                score += weight / (60 + ranking.index(cid) + 1)
+        return score / (sum(weights) / 61)
 
     assert len({s.paper_id for s in sources}) == len(sources)  # each paper once
     assert [s.rank for s in sources] == list(range(1, len(sources) + 1))

@@ -13,6 +13,7 @@ are derived from it and brought back in line with it after any interruption:
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IndexCorruptError
+from ..text.normalize import fold
 from ..types import Chunk, Paper
 from .manifest import DenseState, Identity
 from .migrations import migrate
@@ -163,6 +165,26 @@ class Catalog:
                 ).fetchall()
             )
         return out
+
+    def papers_titled(self, names: Sequence[str], *, most: int = 5) -> list[str]:
+        """The papers whose title holds one of ``names`` as a whole word (case and width
+        folded), for each name at most ``most`` (a name in more titles names no one paper)."""
+        found: list[str] = []
+        for name in names:
+            pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
+            like = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT paper_id, title FROM papers WHERE title LIKE ? ESCAPE '\\' LIMIT ?",
+                    (like, 4 * most),
+                )
+                .fetchall()
+            )
+            hits = [pid for pid, title in rows if pattern.search(fold(title))]
+            if len(hits) <= most:
+                found += [pid for pid in hits if pid not in found]
+        return found
 
     def all_paper_ids(self) -> list[str]:
         return self._column("SELECT paper_id FROM papers ORDER BY paper_id")
