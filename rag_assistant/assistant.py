@@ -19,7 +19,12 @@ from typing import Literal
 
 from . import corpus
 from .answer.answerer import Answerer, Request
-from .answer.conversation import Conversation, condense_offline, history_exchanges
+from .answer.conversation import (
+    Conversation,
+    condense_offline,
+    history_exchanges,
+    referenced_citations,
+)
 from .answer.extractive import ExtractiveAnswerer
 from .answer.judges import LexicalJudge, SupportJudge
 from .answer.policy import AnswerabilityPolicy
@@ -132,7 +137,12 @@ class Assistant:
         """The answerability policy over the index as it is now (both answerers use it)."""
         lexical = self.index.lexical()
         return AnswerabilityPolicy(
-            lexical.idf, min_evidence=self.settings.answer.min_evidence, spelled=lexical.spelled
+            lexical.idf,
+            min_evidence=self.settings.answer.min_evidence,
+            spelled=lexical.spelled,
+            df=lexical.df,
+            rare_df=max(3, len(lexical) // 2000),
+            signals=self.settings.answer.signals,
         )
 
     def answerer(self) -> Answerer:
@@ -286,30 +296,35 @@ class Assistant:
         if bootstrap:
             notices.append(bootstrap)
         history = list(history)
-        standalone, prefer = self._standalone(question, history)
+        standalone, prefer, pinned = self._standalone(question, history)
         yield Status("retrieving")
-        sources = self.retriever.retrieve(standalone, k, prefer=prefer)
+        sources = self.retriever.retrieve(standalone, k, prefer=prefer, pin=pinned)
         request = Request(question, standalone, history, notices, stream)
         yield from self.answerer().events(request, sources)
 
-    def _standalone(self, question: str, history: list[object]) -> tuple[str, list[str]]:
-        """The question to search for, and the papers the previous turn cited."""
+    def _standalone(self, question: str, history: list[object]) -> tuple[str, list[str], list[str]]:
+        """The question to search for, the papers the previous turn cited (preferred), and
+        the papers the message points at by position ("the first one": retrieved first)."""
         if not history:
-            return question, []
+            return question, [], []
         prefer: list[str] = []
         last = history[-1]
         if isinstance(last, Turn):
             prefer = [c.paper_id for c in last.answer.citations]
+            pointed = referenced_citations(question, last.answer.citations)
+            if pointed:
+                titles = "; ".join(c.title for c in pointed)
+                return f"{question} (about: {titles})", prefer, [c.paper_id for c in pointed]
         if self.mode == "llm":
             from .answer.conversation import condense_with_model
 
             standalone = condense_with_model(
                 self.chat_model(), history, question, prompts_dir=self.settings.prompts_dir
             )
-            return standalone, prefer
+            return standalone, prefer, []
         previous = [e.standalone for e in history_exchanges(history)]
         standalone = condense_offline(previous, question)
-        return standalone, prefer if standalone != question else []
+        return standalone, prefer if standalone != question else [], []
 
 
 __all__ = ["REFUSAL", "Assistant"]

@@ -106,6 +106,13 @@ class AnswerSettings(BaseModel):
         description="Refuse when the best evidence score is below this (calibrated on "
         "eval/dev.jsonl).",
     )
+    signals: list[Literal["whole-words", "unknown-names", "in-passing", "quantity"]] = Field(
+        default_factory=lambda: ["whole-words", "unknown-names"],
+        description="The answerability checks in force (answer/policy.py). 'in-passing' "
+        "(a question about a name the papers only mention) and 'quantity' (a number asked "
+        "that no sentence states) are off by default: on eval/qa.jsonl, which they were not "
+        "tuned on, they refused more answerable questions than unanswerable ones they caught.",
+    )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."
     )

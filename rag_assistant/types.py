@@ -174,19 +174,29 @@ class Verdict:
 
 @dataclass
 class Claim:
-    """One answer sentence, the citations it carries, and whether they support it."""
+    """One answer sentence, the citations it carries, and whether they support it.
+
+    ``basis`` says what ``supported`` means: "judged", a judge checked the sentence against
+    the abstracts it cites (generated answers); "quoted", the sentence is quoted from the
+    abstract it cites (offline answers: true by construction, so it says nothing about the
+    question) — then ``addresses`` says whether the sentence holds what the question asks
+    about (its terms), which is what a reader wants to know of a quote."""
 
     text: str
     citations: list[int]
     supported: bool
     score: float
     reason: str = ""
+    basis: Literal["judged", "quoted"] = "judged"
+    addresses: bool | None = None
 
     def to_dict(self) -> dict:
         return {
             "text": self.text,
             "citations": self.citations,
             "supported": self.supported,
+            "basis": self.basis,
+            "addresses": self.addresses,
             "score": round(self.score, 3),
             "reason": self.reason,
         }

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..text.terms import query_terms
-from ..types import Answer, Event, Final, Turn, final_answer
+from ..types import Answer, Citation, Event, Final, Turn, final_answer
 from . import prompts
 
 _ANAPHORA = re.compile(
@@ -65,6 +65,50 @@ def history_exchanges(history: Iterable[object]) -> list[Exchange]:
             reply = item[1] if len(item) > 1 and isinstance(item[1], str) else None
             out.append(Exchange(item[0], item[0], reply))
     return out
+
+
+_ORDINALS = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "fifth": 5,
+    "5th": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+}
+_NOUN = r"(?:one|paper|papers|source|article|study|work|result|method|approach|reference)"
+_POSITION = re.compile(
+    rf"\bthe\s+(?P<ordinal>{'|'.join(_ORDINALS)}|last)\s+{_NOUN}\b"
+    rf"|\b(?:paper|source|reference|number|no\.?|#)\s*(?P<number>\d{{1,2}})\b"
+    rf"|\[(?P<marker>\d{{1,2}})\]",
+    re.IGNORECASE,
+)
+
+
+def referenced_citations(message: str, citations: Sequence[Citation]) -> list[Citation]:
+    """The citations of the previous answer a follow-up points at by position: "the first
+    one", "the second paper", "the last one", "paper 2", "[3]" (numbers as that answer
+    showed them). Empty when the message points at none."""
+    by_number = {c.number: c for c in citations}
+    found: list[Citation] = []
+    for match in _POSITION.finditer(message):
+        if match.group("ordinal"):
+            word = match.group("ordinal").lower()
+            number = max(by_number, default=0) if word == "last" else _ORDINALS[word]
+        else:
+            number = int(match.group("number") or match.group("marker"))
+        cited = by_number.get(number)
+        if cited is not None and cited not in found:
+            found.append(cited)
+    return found
 
 
 def is_follow_up(message: str) -> bool:

@@ -27,7 +27,7 @@ from ..types import (
 from .answerer import Request, pieces
 from .citations import claims, resolve
 from .judges import SupportJudge
-from .policy import Analysis, AnswerabilityPolicy, Decision, covers
+from .policy import Analysis, AnswerabilityPolicy, Decision, Text, numbers_in
 
 # Sentences that state what a paper does or found read better as answers than background.
 _CUES = re.compile(
@@ -39,6 +39,11 @@ _CUES = re.compile(
 _BACKGROUND = re.compile(
     r"^(however|while|although|recent|existing|despite|in recent)\b", re.IGNORECASE
 )
+
+
+ADDRESSES = 0.25
+"""A quoted sentence addresses the question when it holds this share of the question's
+IDF-weighted terms."""
 
 
 @dataclass
@@ -103,13 +108,18 @@ class ExtractiveAnswerer:
         notices = [notice, *request.notices]
         if extract.decision.unknown_names:
             notices.append(extract.decision.notice)
+        checked = [] if extract.refused else claims(text, citations, sources, self.judge)
+        for claim in checked:  # a quote is "supported" by construction: say what it addresses
+            claim.basis = "quoted"
+            coverage = self.policy.coverage(extract.decision.analysis, Text.of(claim.text))
+            claim.addresses = coverage >= ADDRESSES
         answer = Answer(
             question=request.question,
             text=text,
             citations=citations,
             refused=extract.refused,
             mode="offline",
-            claims=[] if extract.refused else claims(text, citations, sources, self.judge),
+            claims=checked,
             sources=sources,
             warnings=warnings,
             notices=notices,
@@ -138,7 +148,9 @@ class ExtractiveAnswerer:
         the previous answer already quoted."""
         decision = self.policy.decide(question, sources)
         if not decision.answerable:
-            return Extract(REFUSAL, True, decision)
+            # "not stated": the refusal, then what the closest abstracts do say, cited
+            said = f" {decision.notice}" if decision.verdict == "not stated" else ""
+            return Extract(REFUSAL + said, True, decision)
         analysis, best, per_source = decision.analysis, decision.evidence, decision.per_source
         idf = self.policy.idf
         # Papers worth quoting: close to the best coverage and well ranked.
@@ -159,10 +171,12 @@ class ExtractiveAnswerer:
             title_terms = set(terms(source.title))
             rank_prior = 1.0 / (1.0 + 0.3 * i)
             for pos, sentence in enumerate(sentences(source.abstract)):
-                s_terms = set(terms(sentence))
+                text = Text.of(sentence)
+                s_terms = text.terms
                 if len(s_terms) < 3:
                     continue
-                lexical = sum(idf(t) for t in qterms if covers(t, s_terms, analysis)) / total_idf
+                covers = self.policy.covers
+                lexical = sum(idf(t) for t in qterms if covers(t, text, analysis)) / total_idf
                 # Words of the question that the title explains count for the paper's
                 # sentences that name its method (the title is context the reader sees).
                 titled = (
@@ -171,10 +185,11 @@ class ExtractiveAnswerer:
                 if fterms:
                     # A follow-up asks something new of the same papers.
                     lexical = 0.3 * lexical + 0.7 * (
-                        sum(idf(t) for t in fterms if covers(t, s_terms, focus_analysis))
-                        / focus_idf
+                        sum(idf(t) for t in fterms if covers(t, text, focus_analysis)) / focus_idf
                     )
                 repeat = -0.5 if _key(sentence) in quoted else 0.0
+                # a question asking for a number is answered by a sentence stating one
+                number = 0.15 if analysis.quantity and numbers_in(sentence) else 0.0
                 cue = 0.1 if _CUES.search(sentence) else 0.0
                 background = -0.08 if _BACKGROUND.match(sentence) else 0.0
                 length = -0.1 if len(sentence) > 450 else 0.0
@@ -183,6 +198,7 @@ class ExtractiveAnswerer:
                     + 0.25 * titled * (1.0 if cue else 0.4)
                     + 0.15 * rank_prior * per_source[i]
                     + cue
+                    + number
                     + background
                     + length
                     + repeat

@@ -2,46 +2,82 @@
 answer a question, for the offline answerer and the generated one alike (a refused question
 never reaches the model), and that recognizes a model's own refusal.
 
-Evidence is measured as IDF-weighted coverage: the share of the question's content terms
-(weighted by how rare they are in the corpus) that a retrieved paper's title and abstract
-contain; a lay word counts as covered when the abstract uses one of its glossary terms. A
-question is refused when the best coverage is below ``min_evidence``, or when it names
-something (:func:`~rag_assistant.text.terms.names`) that no indexed text mentions.
+A question is *answered* when some retrieved abstract states what it asks, *not stated* when
+the topic is there but the specific thing asked is not, *off topic* when nothing relevant is
+retrieved. The signals, none of them tied to the wording of any question set:
+
+* **coverage** — the IDF-weighted share of the question's content terms a retrieved paper's
+  title and abstract hold (a lay word counts when the abstract uses one of its glossary
+  terms). Matches are whole words: a question's "capital" is not an abstract's
+  "capitalizes", nor "folding" a "7-fold" (the stemmer alone would conflate them). Below
+  ``min_evidence`` the question is off topic.
+* **unknown names** — a name of the question (:func:`~rag_assistant.text.terms.names`) that no
+  indexed text uses: the question is about something else.
+* **named only in passing** — a distinctive word of the question (one that few chunks use)
+  that the retrieved papers use only in passing: never in a title, never in a sentence that
+  presents a contribution ("we propose X", "X is a ..."), once in the abstract. The question
+  asks about a system the corpus only mentions (a baseline, a comparison).
+* **quantity not stated** — the question asks for a number ("how many", "what accuracy",
+  "how fast") and no sentence of the relevant papers states a number with the quantity asked
+  for; or it asks for an absolute value and the papers only state a change relative to a
+  baseline.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..text.glossary import expand
 from ..text.markers import strip_markers
-from ..text.normalize import fold_spaces
-from ..text.terms import names, query_terms, terms
+from ..text.normalize import fold, fold_spaces
+from ..text.sentences import sentences
+from ..text.terms import STOPWORDS, names, query_terms, stem, terms
 from ..types import REFUSAL, Source
+
+Verdict = Literal["answered", "not stated", "off topic"]
 
 
 @dataclass
 class Analysis:
     """What a question asks, as the policy sees it: its content terms (misspellings of
-    corpus words corrected) and, for each lay term, the research terms that stand for it."""
+    corpus words corrected), for each lay term the research terms that stand for it, the
+    surface words each term was written as, and the quantity asked for, if any."""
 
     terms: list[str]
     alternates: dict[str, set[str]]
+    surface: dict[str, set[str]] = field(default_factory=dict)
+    quantity: Quantity | None = None
+
+
+@dataclass
+class Quantity:
+    """A question asking for a number: ``units`` are the terms of what is counted or
+    measured ("hour", "accuraci"); ``relative`` when it asks for a change ("how much
+    faster"), not an absolute value."""
+
+    units: list[str]
+    relative: bool
+    asked: str = "number"
+    """What is asked for, as the question words it ("GPU hours", "accuracy")."""
 
 
 @dataclass
 class Decision:
     """Whether the sources answer the question, with the evidence: the best and each
-    source's coverage, and the names no indexed text mentions."""
+    source's coverage, and why it is refused when it is."""
 
     answerable: bool
     evidence: float
     per_source: list[float]
     analysis: Analysis
     unknown_names: list[str] = field(default_factory=list)
-
     min_evidence: float = 0.0
+    verdict: Verdict = "answered"
+    why: str | None = None
+    """For 'not stated': what the closest abstracts do say, with ``[n]`` source numbers."""
 
     @property
     def reason(self) -> str | None:
@@ -51,6 +87,8 @@ class Decision:
         if self.unknown_names:
             named = ", ".join(f'"{n}"' for n in self.unknown_names)
             return f"no indexed abstract mentions {named}"
+        if self.why:
+            return self.why
         return (
             "the retrieved abstracts match too little of the question "
             f"(evidence {self.evidence:.2f} < {self.min_evidence:.2f})"
@@ -65,7 +103,11 @@ class Decision:
 
 class AnswerabilityPolicy:
     """Decides from the question and the retrieved sources. ``idf`` gives a term's rarity in
-    the corpus; ``spelled`` maps a term to the corpus word spelled like it (None: unknown)."""
+    the corpus, ``df`` the number of chunks holding it; ``spelled`` maps a term to the corpus
+    word spelled like it (None: unknown). ``signals`` names the checks in force (all by
+    default; the evaluation measures each by leaving it out)."""
+
+    SIGNALS = ("whole-words", "unknown-names", "rarest", "in-passing", "quantity")
 
     def __init__(
         self,
@@ -73,29 +115,64 @@ class AnswerabilityPolicy:
         *,
         min_evidence: float,
         spelled: Callable[[str], str | None] | None = None,
+        df: Callable[[str], int] | None = None,
+        rare_df: int = 3,
+        signals: Sequence[str] = SIGNALS,
     ) -> None:
         self.idf = idf
         self.min_evidence = min_evidence
         self.spelled = spelled
+        self.df = df
+        self.rare_df = rare_df
+        self.signals = frozenset(signals)
+
+    # --- what the question asks -----------------------------------------------------------
 
     def analyze(self, question: str) -> Analysis:
+        surface: dict[str, set[str]] = {}
+        for word in _words(question):
+            if word not in STOPWORDS:
+                surface.setdefault(_term(word), set()).add(word)
         qterms = query_terms(question)
         if self.spelled is not None:
-            qterms = list(dict.fromkeys(self.spelled(t) or t for t in qterms))
-        return Analysis(qterms, expand(question).alternates)
+            corrected = []
+            for t in qterms:
+                fixed = self.spelled(t) or t
+                if fixed != t:  # a corrected typo: any spelling of the corpus word will do
+                    surface.pop(t, None)
+                corrected.append(fixed)
+            qterms = list(dict.fromkeys(corrected))
+        return Analysis(qterms, expand(question).alternates, surface, _quantity(question))
 
-    def coverage(self, analysis: Analysis, text_terms: set[str]) -> float:
-        """IDF-weighted share of the question's terms found in ``text_terms``."""
+    # --- coverage ------------------------------------------------------------------------
+
+    def coverage(self, analysis: Analysis, text_terms: set[str] | Text) -> float:
+        """IDF-weighted share of the question's terms the text holds."""
         total = sum(self.idf(t) for t in analysis.terms)
         if total <= 0:
             return 0.0
-        found = sum(self.idf(t) for t in analysis.terms if covers(t, text_terms, analysis))
+        found = sum(self.idf(t) for t in analysis.terms if self.covers(t, text_terms, analysis))
         return found / total
+
+    def covers(self, term: str, text: set[str] | Text, analysis: Analysis) -> bool:
+        """``term`` (or a research term that stands for it) is in the text, as a whole word
+        (see :func:`compatible`) when the text's words are known."""
+        alternates = analysis.alternates.get(term, set())
+        if isinstance(text, set):
+            return term in text or bool(alternates & text)
+        if alternates & text.terms:
+            return True
+        if term not in text.terms:
+            return False
+        written = analysis.surface.get(term)
+        if not written or "whole-words" not in self.signals:
+            return True
+        return any(compatible(q, w) for q in written for w in text.surface.get(term, ()))
 
     def unknown_names(self, question: str) -> list[str]:
         """The names in ``question`` that no indexed text uses, nor anything spelled almost
         like them: a question about something the corpus never mentions."""
-        if self.spelled is None:
+        if self.spelled is None or "unknown-names" not in self.signals:
             return []
         unknown = []
         for name in names(question):
@@ -104,24 +181,290 @@ class AnswerabilityPolicy:
                 unknown.append(name)
         return unknown
 
+    # --- the decision --------------------------------------------------------------------
+
     def decide(self, question: str, sources: Sequence[Source]) -> Decision:
         analysis = self.analyze(question)
-        per_source = [
-            self.coverage(analysis, set(terms(s.title + " " + s.abstract))) for s in sources
-        ]
+        texts = [Text.of(s.title + ". " + s.abstract) for s in sources]
+        per_source = [self.coverage(analysis, t) for t in texts]
         best = max(per_source, default=0.0)
         unknown = self.unknown_names(question)
-        answerable = bool(analysis.terms and sources) and best >= self.min_evidence
-        return Decision(
-            answerable and not unknown, best, per_source, analysis, unknown, self.min_evidence
+
+        def decision(verdict: Verdict, why: str | None = None) -> Decision:
+            return Decision(
+                verdict == "answered",
+                best,
+                per_source,
+                analysis,
+                unknown,
+                self.min_evidence,
+                verdict,
+                why,
+            )
+
+        if not (analysis.terms and sources) or best < self.min_evidence or unknown:
+            return decision("off topic")
+        if "rarest" in self.signals:
+            rarest = max(analysis.terms, key=self.idf)
+            if not any(
+                self.covers(rarest, texts[i], analysis)
+                for i, c in enumerate(per_source)
+                if c >= self.min_evidence
+            ):
+                return decision("off topic")
+        relevant = [i for i, c in enumerate(per_source) if c >= max(self.min_evidence, 0.6 * best)]
+        if "in-passing" in self.signals:
+            passing = self._named_in_passing(question, analysis, sources, relevant)
+            if passing:
+                return decision("not stated", passing)
+        if "quantity" in self.signals and analysis.quantity is not None:
+            missing = self._quantity_not_stated(question, analysis, sources, relevant)
+            if missing:
+                return decision("not stated", missing)
+        return decision("answered")
+
+    def _distinctive(self, analysis: Analysis) -> list[str]:
+        """The question's terms that few chunks hold (a method, a dataset, a system)."""
+        if self.df is None:
+            return []
+        return [t for t in analysis.terms if 0 < self.df(t) <= self.rare_df and len(t) >= 2]
+
+    def _subject(self, question: str, analysis: Analysis) -> list[str]:
+        """What the question is about, as the corpus can tell: its distinctive terms that it
+        writes as names ("Kosmos-2", "MusicLM") or capitalized inside the sentence
+        ("Promptagator", "Wanda")."""
+        written = [*names(question), *_CAPITALIZED.findall(question)]
+        named = {t for word in written for t in query_terms(word)}
+        return [t for t in self._distinctive(analysis) if t in named]
+
+    def _named_in_passing(
+        self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
+    ) -> str | None:
+        """Every name the question is about is one the relevant papers holding it mention
+        only in passing."""
+        passing: list[tuple[str, list[int]]] = []
+        for term in self._subject(question, analysis):
+            holders = [i for i in relevant if term in _terms_of(sources[i])]
+            if not holders or any(_central(term, sources[i]) for i in holders):
+                return None  # a name the papers are about: the question is about them
+            passing.append((term, holders))
+        if not passing:
+            return None
+        term, holders = passing[0]
+        shown = sorted(analysis.surface.get(term) or {term})[0]
+        cited = "".join(f"[{i + 1}]" for i in holders[:3])
+        return (
+            f'"{shown}" appears in {cited} only in passing (as a comparison or an example); '
+            "no indexed abstract describes it"
         )
 
+    def _quantity_not_stated(
+        self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
+    ) -> str | None:
+        quantity = analysis.quantity
+        assert quantity is not None
+        subject = self._subject(question, analysis)
+        stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
+        for i in relevant:
+            title = set(terms(sources[i].title))
+            for sentence in sentences(sources[i].abstract):
+                numbers = numbers_in(sentence)
+                if not numbers:
+                    continue
+                said = set(terms(sentence))
+                held = said | title
+                on_unit = not quantity.units or any(u in held for u in quantity.units)
+                # the unit paraphrased: the sentence holds most of what the title does not
+                asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
+                if not on_unit and self.coverage(asked, said) < 0.5:
+                    continue
+                if subject and not any(t in held for t in subject):
+                    continue
+                stated.append((i, all(_relative(sentence, n) for n in numbers)))
+        if not stated:
+            return f"no retrieved abstract states the {quantity.asked} asked for"
+        if not quantity.relative and all(relative for _, relative in stated):
+            cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in stated[:3]))
+            return f"{cited} reports a change relative to a baseline, not the absolute value asked"
+        return None
 
-def covers(term: str, text_terms: set[str], analysis: Analysis) -> bool:
-    """``term`` is in the text, or one of the research terms that stand for it is."""
-    if term in text_terms:
+
+# --- texts and words ---------------------------------------------------------------------
+
+
+@dataclass
+class Text:
+    """A text's terms, and for each term the words it was written as."""
+
+    terms: set[str]
+    surface: dict[str, set[str]]
+
+    @classmethod
+    def of(cls, text: str) -> Text:
+        surface: dict[str, set[str]] = {}
+        for word in _words(text):
+            if word not in STOPWORDS and (len(word) >= 2 or word.isdigit()):
+                surface.setdefault(_term(word), set()).add(word)
+        return cls(set(surface), surface)
+
+
+_WORD = re.compile(r"\d+(?:\.\d+)+|\w+")
+_FOLD_MULTIPLIER = re.compile(
+    r"\b(\d+(?:\.\d+)?|two|three|four|five|six|seven|eight|nine|ten|hundred|many|several|"
+    r"[kn])\s*-\s*(fold)\b",
+    re.IGNORECASE,
+)
+
+
+def _words(text: str) -> list[str]:
+    """The folded words of ``text``; a multiplier such as "7-fold" is one word ("7fold"), so
+    its "fold" is not the verb."""
+    return _WORD.findall(fold(_FOLD_MULTIPLIER.sub(r"\1\2", text)))
+
+
+def _term(word: str) -> str:
+    return word if word[0].isdigit() else stem(word)
+
+
+INFLECTIONS = frozenset(
+    "s es ed d e ing ion ions er ers ly al ally ation ations ness ity ities ive ies y ment "
+    "ments".split()
+)
+"""Endings that keep a word's meaning; "capital" + "izes" is another word."""
+
+
+def compatible(a: str, b: str) -> bool:
+    """Two words of one stem that are the same word inflected ("model"/"models",
+    "compress"/"compression"), not two words that share a stem by accident
+    ("capital"/"capitalizes")."""
+    if a == b:
         return True
-    return bool(analysis.alternates.get(term, set()) & text_terms)
+    shared = 0
+    while shared < min(len(a), len(b)) and a[shared] == b[shared]:
+        shared += 1
+    tails = (a[shared:], b[shared:])
+    # a doubled consonant or dropped "e" before the ending ("running", "encoding")
+    return all(t == "" or t in INFLECTIONS or t[1:] in INFLECTIONS for t in tails)
+
+
+# --- contributions, quantities ------------------------------------------------------------
+
+_CAPITALIZED = re.compile(r"(?<=[a-z,;:]\s)[A-Z][a-z]+[A-Za-z]*")
+"""A capitalized word inside a sentence (after a lower-case word): written as a name."""
+
+_CONTRIBUTION = re.compile(
+    r"\b(we|this paper|this work|our)\b.{0,40}\b(propos|present|introduc|develop|design|"
+    r"build|buil|releas|construct|creat|call|name|dub|term)|\b(called|named|dubbed|termed)\b",
+    re.IGNORECASE,
+)
+
+
+def _terms_of(source: Source) -> set[str]:
+    return set(terms(source.title + " " + source.abstract))
+
+
+_OWN = frozenset("our we this new novel propose proposed introduce introduces".split())
+
+
+def _central(term: str, source: Source) -> bool:
+    """``term`` is what the paper is about: in its title, in a sentence presenting its
+    contribution, right after "our"/"we" ("our RATD datasets"), or used more than once."""
+    if term in set(terms(source.title)):
+        return True
+    count = 0
+    for sentence in sentences(source.abstract):
+        words = _words(sentence)
+        at = [i for i, w in enumerate(words) if w not in STOPWORDS and _term(w) == term]
+        if not at:
+            continue
+        count += len(at)
+        if _CONTRIBUTION.search(sentence) or re.match(r"^\W*\w+\W*(is|are)\b", sentence):
+            return True
+        if any(_OWN & set(words[max(0, i - 4) : i]) for i in at):
+            return True
+    return count > 1
+
+
+_NUMBER = re.compile(
+    r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?(?:%|x\b|×|times\b|k\b|m\b|b\b))?(?![\w])"
+    r"|\b(two|three|four|five|six|seven|eight|nine|ten|twice|double|half|hundreds?|"
+    r"thousands?|millions?|billions?)\b",
+    re.IGNORECASE,
+)
+_NAME_WITH_DIGITS = re.compile(
+    r"\b[\w]*[A-Za-z][\w]*[-_]?\d[\w.-]*"
+    r"|(?<![\d.])\b\d+(?!(?:\.\d+)?\s?(?:[KMGT]B|ms|[smhkKMB]|x|×)\b)[A-Za-z]\w*"
+)
+
+
+def _without_names(sentence: str) -> str:
+    """A sentence without the words that hold digits as part of a name ("Llama2-7B",
+    "GPT-4", "H100"): what is left of its numbers are quantities."""
+    return _NAME_WITH_DIGITS.sub(" ", sentence)
+
+
+_RELATIVE = re.compile(
+    r"\b(improv\w*|better|higher|lower|faster|slower|fewer|less|more|gains?|increas\w*|"
+    r"decreas\w*|reduc\w*|outperform\w*|relative|speed-?ups?|boost\w*|drops?|"
+    r"cuts?|saves?|savings?|smaller|larger|up to)\b",
+    re.IGNORECASE,
+)
+
+
+def numbers_in(sentence: str) -> list[re.Match[str]]:
+    """The quantities a sentence states (numbers that are not part of a name)."""
+    return list(_NUMBER.finditer(_without_names(sentence)))
+
+
+def _relative(sentence: str, number: re.Match[str]) -> bool:
+    """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%"):
+    a multiplier, or a change word within a few words of it."""
+    text = _without_names(sentence)
+    if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
+        return True
+    window = text[max(0, number.start() - 40) : number.end() + 30]
+    return bool(_RELATIVE.search(window))
+
+
+_QUANTITY = re.compile(
+    r"\b(?:how\s+(?P<how>many|much|long|fast|large|big|often|quickly|small|accurate)"
+    r"(?P<how_more>\s+(?:faster|better|more|less|smaller|larger|higher|lower|cheaper))?"
+    r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?:the\s+|its\s+|their\s+)?"
+    r"(?P<what>(?:[\w']+[\s@-]){0,2}?\b(?:accuracy|score|scores|bleu|rouge|f1|recall|precision|"
+    r"perplexity|latency|speed|speedup|throughput|size|number|percentage|rate|cost|error|"
+    r"auc|map|ndcg|mrr|em|win\s+rate))\b"
+    r"|by\s+how\s+much|how\s+much\s+(?:faster|better|smaller|less|more))",
+    re.IGNORECASE,
+)
+_COMPARATIVE = re.compile(
+    r"\b(faster|better|improv\w*|more|less|smaller|larger|higher|lower|cheaper|gain|"
+    r"increase|reduce|reduction|compared|versus|vs|than|speed-?up|save|saves|saving|cut|cuts|"
+    r"drop|drops|lose|loses)\b",
+    re.IGNORECASE,
+)
+
+
+def _quantity(question: str) -> Quantity | None:
+    """The quantity a question asks for, or None when it asks for no number."""
+    match = _QUANTITY.search(question)
+    if match is None:
+        return None
+    relative = bool(_COMPARATIVE.search(question))
+    how = (match.group("how") or "").lower()
+    if how in ("fast", "quickly") or match.group("how_more"):
+        return Quantity([], True)  # any number said of the subject will do: "3x faster"
+    if how in ("many", "much"):
+        words = [w for w in re.findall(r"[\w-]+", question[match.end() :])[:2]]
+        words = [w for w in words if w.lower() not in STOPWORDS]
+        unit = [t for t in query_terms(" ".join(words)) if not t[0].isdigit()][:2]
+        if how == "many" and unit:
+            return Quantity(unit, relative, " ".join(words))
+        return Quantity([], relative)
+    if match.group("what"):
+        word = match.group("what").split()[-1]
+        unit = [t for t in query_terms(word) if t not in ("number", "rate")]
+        return Quantity(unit, relative, word if unit else "number")
+    return Quantity([], relative)
 
 
 def is_refusal(text: str) -> bool:

@@ -3,12 +3,14 @@ rank fusion, grouped by paper so each paper appears once with its best chunks.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..index import Index
 from ..settings import RetrievalSettings
 from ..text.glossary import expand
+from ..text.normalize import fold
 from ..text.terms import names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
@@ -67,10 +69,16 @@ class Retriever:
         self.settings = settings
 
     def retrieve(
-        self, question: str, k: int | None = None, *, prefer: Sequence[str] = ()
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        prefer: Sequence[str] = (),
+        pin: Sequence[str] = (),
     ) -> list[Source]:
         """The ``k`` best papers for ``question``. ``prefer``: paper ids (e.g. those the
-        previous turn cited) added to the fusion as a half-weight ranking."""
+        previous turn cited) added to the fusion as a half-weight ranking; ``pin``: paper ids
+        the question points at ("the first one"), ranked first in that order."""
         s = self.settings
         k = s.k if k is None else k
         asked = query_terms(question)
@@ -100,7 +108,7 @@ class Retriever:
             k=s.rrf_k,
             weights=[weights.lexical, weights.dense, weights.preferred],
         )
-        named = self.index.catalog.papers_titled(names(question)) if weights.name else []
+        named = papers_titled(self.index.catalog, names(question)) if weights.name else []
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
             if paper_id not in found:
@@ -118,6 +126,13 @@ class Retriever:
 
         # Chunks the catalog no longer holds (an interrupted ingest) are dropped here.
         groups = group_by_paper(fused, per_paper=s.chunks_per_paper)
+        if pin:
+            pinned = [(p, self.index.catalog.chunk_ids_of([p])[: s.chunks_per_paper]) for p in pin]
+            rest = [g for g in groups if g[0] not in set(pin)]
+            for _, chunk_ids in pinned:
+                for chunk_id in chunk_ids:
+                    fused.setdefault(chunk_id, 0.0)
+            groups = [g for g in pinned if g[1]] + rest
         wanted_chunks = [cid for _, cids in groups[: k * 2] for cid in cids]
         rows = self.index.catalog.chunks(wanted_chunks)
         papers = self.index.catalog.papers([pid for pid, _ in groups[: k * 2]])
@@ -157,6 +172,19 @@ class Retriever:
             if len(sources) == k:
                 break
         return sources
+
+
+def papers_titled(catalog, names: Sequence[str], *, most: int = 5) -> list[str]:
+    """The papers whose title holds one of ``names`` as a whole word (case and width folded),
+    at most ``most`` for each name (a name in more titles names no one paper)."""
+    found: list[str] = []
+    for name in names:
+        pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
+        rows = catalog.titles_containing(name, 4 * most)
+        hits = [pid for pid, title in rows if pattern.search(fold(title))]
+        if len(hits) <= most:
+            found += [pid for pid in hits if pid not in found]
+    return found
 
 
 @dataclass

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IndexCorruptError
-from ..text.normalize import fold
 from ..types import Chunk, Paper
 from .manifest import DenseState, Identity
 from .migrations import migrate
@@ -166,25 +165,12 @@ class Catalog:
             )
         return out
 
-    def papers_titled(self, names: Sequence[str], *, most: int = 5) -> list[str]:
-        """The papers whose title holds one of ``names`` as a whole word (case and width
-        folded), for each name at most ``most`` (a name in more titles names no one paper)."""
-        found: list[str] = []
-        for name in names:
-            pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
-            like = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            rows = (
-                self._conn()
-                .execute(
-                    "SELECT paper_id, title FROM papers WHERE title LIKE ? ESCAPE '\\' LIMIT ?",
-                    (like, 4 * most),
-                )
-                .fetchall()
-            )
-            hits = [pid for pid, title in rows if pattern.search(fold(title))]
-            if len(hits) <= most:
-                found += [pid for pid in hits if pid not in found]
-        return found
+    def titles_containing(self, text: str, limit: int) -> list[tuple[str, str]]:
+        """(paper id, title) of up to ``limit`` papers whose title contains ``text`` (SQLite's
+        LIKE: ASCII case folded)."""
+        like = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+        query = "SELECT paper_id, title FROM papers WHERE title LIKE ? ESCAPE '\\' LIMIT ?"
+        return self._conn().execute(query, (like, limit)).fetchall()
 
     def all_paper_ids(self) -> list[str]:
         return self._column("SELECT paper_id FROM papers ORDER BY paper_id")

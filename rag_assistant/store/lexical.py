@@ -230,16 +230,20 @@ class LexicalIndex:
             self._counts = _load_counts(self._directory, len(self.chunk_ids))
         return self._counts
 
+    def df(self, term: str) -> int:
+        """The number of chunks that hold ``term``."""
+        if self._retriever is None:
+            return 0
+        col = self._retriever.vocab_dict.get(term)
+        indptr = self._retriever.scores["indptr"]
+        if col is None or col + 1 >= len(indptr):
+            return 0
+        return int(indptr[col + 1] - indptr[col])
+
     def idf(self, term: str) -> float:
         """BM25 inverse document frequency of ``term`` over the chunks (unseen terms get the
         largest value: a word the corpus never uses is the strongest sign it cannot answer)."""
-        n = len(self.chunk_ids)
-        df = 0
-        if self._retriever is not None:
-            col = self._retriever.vocab_dict.get(term)
-            indptr = self._retriever.scores["indptr"]
-            if col is not None and col + 1 < len(indptr):
-                df = int(indptr[col + 1] - indptr[col])
+        n, df = len(self.chunk_ids), self.df(term)
         return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
 
     def spelled(self, term: str) -> str | None:

@@ -1,0 +1,202 @@
+"""The answerability policy, signal by signal, on small hand-made abstracts: a number asked
+but not stated (or stated only as a change), a method only named as a baseline, an
+accidental sub-word match, a lay paraphrase; then follow-ups by position, and the model
+path refusing through the same policy before the model is called."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag_assistant import Assistant
+from rag_assistant.answer.policy import AnswerabilityPolicy, Text, _quantity, compatible
+from rag_assistant.types import REFUSAL, Source
+
+ABSTRACTS = {
+    "Quokka Routing: Packets Follow the Scent": (
+        "We present Quokka Routing, a protocol that routes packets by scent gradients. "
+        "Quokka Routing cuts latency by 37% compared to shortest-path routing. "
+        "It needs no central controller."
+    ),
+    "Lantern Attention for Long Documents": (
+        "Lantern Attention lights only the relevant blocks of a long document. "
+        "Against Heron Pooling and dense attention baselines, it keeps the same accuracy "
+        "at 64k tokens."
+    ),
+    "Capitalizing on Weak Labels": (
+        "We capitalize on weak labels to train classifiers. Our method improves F1 on "
+        "three benchmarks."
+    ),
+}
+
+
+def sources() -> list[Source]:
+    return [
+        Source(f"p{i}", title, 1.0, abstract, abstract, rank=i)
+        for i, (title, abstract) in enumerate(ABSTRACTS.items(), start=1)
+    ]
+
+
+def policy(*signals: str) -> AnswerabilityPolicy:
+    """A policy over the three abstracts: IDF from their document frequencies."""
+    texts = [set(Text.of(t + " " + a).terms) for t, a in ABSTRACTS.items()]
+
+    def df(term: str) -> int:
+        return sum(term in t for t in texts)
+
+    def idf(term: str) -> float:
+        return 3.0 - df(term)
+
+    def spelled(term: str) -> str | None:
+        return term if df(term) else None
+
+    return AnswerabilityPolicy(
+        idf, min_evidence=0.4, spelled=spelled, df=df, rare_df=1, signals=signals
+    )
+
+
+ALL = AnswerabilityPolicy.SIGNALS
+
+
+def test_a_question_the_abstracts_answer_is_answered():
+    decision = policy(*ALL).decide("How does Quokka Routing route packets?", sources())
+    assert decision.answerable and decision.verdict == "answered"
+
+
+def test_a_number_asked_but_not_stated():
+    decision = policy("quantity").decide(
+        "How many controllers does Quokka Routing need?", sources()
+    )
+    assert (decision.answerable, decision.verdict) == (False, "not stated")
+    assert "no retrieved abstract states the controller" in decision.reason
+    assert policy().decide("How many controllers does Quokka Routing need?", sources()).answerable
+
+
+def test_an_absolute_value_asked_where_only_a_change_is_stated():
+    asked = "What is the latency of Quokka Routing?"
+    decision = policy("quantity").decide(asked, sources())
+    assert decision.verdict == "not stated"
+    assert "[1] reports a change relative to a baseline" in decision.reason
+    # asked as a change, the same sentence answers it
+    assert (
+        policy("quantity").decide("How much does Quokka Routing cut latency?", sources()).answerable
+    )
+
+
+def test_a_method_only_named_as_a_baseline():
+    asked = "How does Heron Pooling select blocks?"
+    decision = policy("in-passing").decide(asked, sources())
+    assert decision.verdict == "not stated"
+    assert decision.reason.startswith('"heron" appears in [2] only in passing')
+    # the paper's own method, named in its title, is what it is about
+    assert (
+        policy("in-passing")
+        .decide("How does Lantern Attention select blocks?", sources())
+        .answerable
+    )
+
+
+def test_a_sub_word_accident_is_not_evidence():
+    assert not compatible("capital", "capitalize")
+    assert compatible("model", "models") and compatible("encoding", "encode")
+    asked = "What is the capital of Quebec?"
+    assert not policy("whole-words").decide(asked, sources()).answerable
+    stems_only = policy().decide(asked, sources())
+    assert stems_only.per_source[2] > policy("whole-words").decide(asked, sources()).per_source[2]
+    # "7-fold" is a multiplier, not the verb
+    assert "fold" not in Text.of("a 7-fold speed-up").terms
+
+
+def test_a_lay_paraphrase_counts_through_the_glossary():
+    text = Text.of("We study quantization of language models.")
+    assert policy(*ALL).coverage(policy().analyze("models in low precision"), text) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("question", "units", "relative"),
+    [
+        ("How many GPU hours did it take?", ["gpu", "hour"], False),
+        ("What accuracy does Pink get on VSR?", ["accuraci"], False),
+        ("How much faster is it than FlashAttention?", [], True),
+        ("What is HyperAttention?", None, None),
+        ("what's MAE-LM, and what's the problem with MLM?", None, None),
+    ],
+)
+def test_the_quantity_a_question_asks_for(question, units, relative):
+    found = _quantity(question)
+    if units is None:
+        assert found is None
+    else:
+        assert (found.units, found.relative) == (units, relative)
+
+
+# --- through the assistant ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def three(tmp_path) -> Assistant:
+    path = tmp_path / "three.jsonl"
+    path.write_text(
+        "".join(json.dumps({"title": t, "abstract": a}) + "\n" for t, a in ABSTRACTS.items())
+    )
+    assistant = Assistant(
+        home=tmp_path / "home",
+        auto_ingest_bundled=False,
+        answer={"signals": ["whole-words", "unknown-names", "quantity"]},
+    )
+    assistant.ingest([path])
+    return assistant
+
+
+def test_a_not_stated_answer_leads_with_the_refusal_and_says_what_is_there(three):
+    answer = three.ask("What is the latency of Quokka Routing?")
+    assert answer.refused
+    assert answer.text.startswith(REFUSAL)
+    assert "reports a change relative to a baseline" in answer.text
+    assert [c.title for c in answer.citations] == ["Quokka Routing: Packets Follow the Scent"]
+
+
+def test_offline_claims_are_quotes_that_say_whether_they_address_the_question(three):
+    answer = three.ask("How does Quokka Routing route packets?")
+    assert not answer.refused and answer.claims
+    assert {c.basis for c in answer.claims} == {"quoted"}
+    assert any(c.addresses for c in answer.claims)
+    assert all(c.to_dict()["basis"] == "quoted" for c in answer.claims)
+
+
+def test_a_follow_up_by_position_asks_about_that_paper(assistant):
+    chat = assistant.conversation()
+    first = chat.ask("Which papers compress the KV cache?")
+    assert len(first.citations) >= 2
+    second = first.citations[1]
+    follow = chat.ask("How much memory does the second one save?")
+    assert follow.sources[0].paper_id == second.paper_id
+    assert second.title in follow.standalone_question
+    if not follow.refused:
+        assert follow.citations[0].paper_id == second.paper_id
+
+
+def test_the_model_path_refuses_through_the_same_policy_before_calling_the_model(home):
+    """An unknown name is refused by the policy (the offline answerer's rule once), and the
+    model is never called for it."""
+    from openai_server import OpenAIServer
+
+    server = OpenAIServer().start()
+    try:
+        assistant = Assistant(
+            home=home, openai={"base_url": server.url, "api_key": "sk-test", "max_retries": 0}
+        )
+        assert assistant.mode == "llm"
+        answer = assistant.ask("How does RAPTOR organize retrieved passages into a tree?")
+        offline = assistant.with_answer_mode("offline").ask(
+            "How does RAPTOR organize retrieved passages into a tree?"
+        )
+    finally:
+        server.stop()
+    assert answer.refused and offline.refused
+    assert server.requests == []
+    assert any(
+        'without calling the model: no indexed abstract mentions "RAPTOR"' in n
+        for n in answer.notices
+    )
