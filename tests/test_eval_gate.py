@@ -1,10 +1,13 @@
-"""The CI gate: the offline evaluation of ``eval/qa.jsonl`` must meet the thresholds in
-``eval/qa.thresholds.json``. The thresholds are set from a measured baseline and are never
+"""The CI gate: the offline evaluations of ``eval/qa.jsonl`` and of the blind held-out set
+``eval/holdout.jsonl`` must meet the thresholds in
+``eval/<name>.thresholds.json``. The thresholds are set from a measured baseline and are never
 lowered to make this pass: a failure means a change made the assistant worse."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from rag_assistant import Assistant
 from rag_assistant.evaluation.dataset import load_qa
@@ -14,11 +17,13 @@ from rag_assistant.evaluation.runner import run_eval
 from rag_assistant.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[1]
-QA = PROJECT / "eval" / "qa.jsonl"
-THRESHOLDS = PROJECT / "eval" / "qa.thresholds.json"
+SETS = ["qa", "holdout"]  # holdout.jsonl: written blind, reported, never tuned on
 
 
-def test_offline_eval_meets_the_thresholds(home, tmp_path):
+@pytest.mark.parametrize("name", SETS)
+def test_offline_eval_meets_the_thresholds(home, tmp_path, name):
+    QA = PROJECT / "eval" / f"{name}.jsonl"
+    THRESHOLDS = PROJECT / "eval" / f"{name}.thresholds.json"
     missing = [str(p.relative_to(PROJECT)) for p in (QA, THRESHOLDS) if not p.is_file()]
     assert not missing, (
         f"the eval gate needs {' and '.join(missing)}: the Q&A file and the thresholds "
