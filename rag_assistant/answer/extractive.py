@@ -76,14 +76,12 @@ class ExtractiveAnswerer:
         judge: SupportJudge,
         *,
         max_sentences: int = 5,
-        max_papers: int = 4,
-        per_paper: int = 2,
+        per_paper: int = 3,
         reason: str | None = None,
     ) -> None:
         self.policy = policy
         self.judge = judge
         self.max_sentences = max_sentences
-        self.max_papers = max_papers
         self.per_paper = per_paper
         self.reason = reason
 
@@ -153,12 +151,13 @@ class ExtractiveAnswerer:
             return Extract(REFUSAL + said, True, decision)
         analysis, best, per_source = decision.analysis, decision.evidence, decision.per_source
         idf = self.policy.idf
-        # Papers worth quoting: close to the best coverage and well ranked.
+        # Papers worth quoting: close to the best coverage. As many as were retrieved may be
+        # cited (the user's "number of sources"); up to ``per_paper`` sentences from each.
         relevant = [
             i
             for i, cov in enumerate(per_source)
             if cov >= max(self.policy.min_evidence, 0.6 * best)
-        ][: self.max_papers]
+        ]
         qterms = analysis.terms
         total_idf = sum(idf(t) for t in qterms) or 1.0
         focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
