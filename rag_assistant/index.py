@@ -8,6 +8,7 @@ methods here that write only call it.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,10 @@ from .store.ingest import ingest
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
+from .text.normalize import fold
 from .types import IndexStatus, IngestReport, Problem, Progress, no_progress
+
+_WORD = re.compile(r"\w+")
 
 
 class Index(Store):
@@ -116,6 +120,22 @@ class Index(Store):
     def idf(self, term: str) -> float:
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""
         return self.lexical().idf(term)
+
+    def papers_named(self, names: Sequence[str], *, most: int = 5) -> list[str]:
+        """The papers whose title holds one of ``names`` as a whole word (case and width
+        folded), at most ``most`` for each name (a name in more titles names no one paper);
+        found through the catalog's full-text title index."""
+        found: list[str] = []
+        for name in names:
+            parts = _WORD.findall(fold(name))
+            if not parts:
+                continue
+            titles = self.catalog.titles_with_words(parts, 4 * most + 1)
+            pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
+            hits = sorted(pid for pid, title in titles.items() if pattern.search(fold(title)))
+            if len(titles) <= 4 * most and len(hits) <= most:
+                found += [pid for pid in hits if pid not in found]
+        return found
 
     def dense_confidence(self, terms: Sequence[str]) -> float:
         """How far the dense side can be trusted for a question of these ``terms``: the

@@ -114,6 +114,7 @@ class ScriptedIndex:
         dense_confidence: float = 1.0,
     ) -> None:
         self.catalog = index.catalog
+        self.papers_named = index.papers_named  # the real title lookup
         self.lexical = [(cid, 10.0 - i) for i, cid in enumerate(lexical)]
         self.dense = dense
         self.confidence = dense_confidence

@@ -3,14 +3,12 @@ rank fusion, grouped by paper so each paper appears once with its best chunks.""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..index import Index
 from ..settings import RetrievalSettings
 from ..text.glossary import expand
-from ..text.normalize import fold
 from ..text.terms import names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
@@ -55,8 +53,7 @@ class Retriever:
       vocabulary knows: words it has never seen (a method named only in papers added after
       the LSA fit) make it step aside instead of ranking noise first;
     * names: papers whose title holds a name of the question verbatim ("R-Tuning", "SLUE
-      Phase-2"), found in the catalog whether or not the other lists found them, get a first
-      rank's credit;
+      Phase-2"), found whether or not the other lists found them, get a first rank's credit;
     * the papers to prefer (those a follow-up's previous answer cited), at half weight.
 
     Tried and dropped (measured on eval/dev.jsonl, confirmed on eval/qa.jsonl; see the
@@ -108,7 +105,7 @@ class Retriever:
             k=s.rrf_k,
             weights=[weights.lexical, weights.dense, weights.preferred],
         )
-        named = papers_titled(self.index.catalog, names(question)) if weights.name else []
+        named = self.index.papers_named(names(question)) if weights.name else []
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
             if paper_id not in found:
@@ -172,19 +169,6 @@ class Retriever:
             if len(sources) == k:
                 break
         return sources
-
-
-def papers_titled(catalog, names: Sequence[str], *, most: int = 5) -> list[str]:
-    """The papers whose title holds one of ``names`` as a whole word (case and width folded),
-    at most ``most`` for each name (a name in more titles names no one paper)."""
-    found: list[str] = []
-    for name in names:
-        pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
-        rows = catalog.titles_containing(name, 4 * most)
-        hits = [pid for pid, title in rows if pattern.search(fold(title))]
-        if len(hits) <= most:
-            found += [pid for pid in hits if pid not in found]
-    return found
 
 
 @dataclass

@@ -13,7 +13,6 @@ are derived from it and brought back in line with it after any interruption:
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -154,23 +153,22 @@ class Catalog:
 
     def titles(self, paper_ids: Sequence[str]) -> dict[str, str]:
         """{paper_id: title} for the ids that are in the catalog."""
-        conn = self._conn()
+        query = "SELECT paper_id, title FROM papers WHERE paper_id IN ({})"
         out: dict[str, str] = {}
         for batch in _batches(paper_ids, 500):
-            marks = ",".join("?" * len(batch))
-            out.update(
-                conn.execute(
-                    f"SELECT paper_id, title FROM papers WHERE paper_id IN ({marks})", batch
-                ).fetchall()
-            )
+            out.update(self._conn().execute(query.format(",".join("?" * len(batch))), batch))
         return out
 
-    def titles_containing(self, text: str, limit: int) -> list[tuple[str, str]]:
-        """(paper id, title) of up to ``limit`` papers whose title contains ``text`` (SQLite's
-        LIKE: ASCII case folded)."""
-        like = "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
-        query = "SELECT paper_id, title FROM papers WHERE title LIKE ? ESCAPE '\\' LIMIT ?"
-        return self._conn().execute(query, (like, limit)).fetchall()
+    def titles_with_words(self, words: Sequence[str], limit: int) -> dict[str, str]:
+        """{paper_id: title} of up to ``limit`` papers whose title holds ``words`` in that
+        order (a phrase of the full-text title index)."""
+        phrase = '"' + " ".join(w.replace('"', "") for w in words) + '"'
+        rows = self._conn().execute(
+            "SELECT p.paper_id, p.title FROM title_search JOIN papers p ON p.rowid = "
+            "title_search.rowid WHERE title_search MATCH ? LIMIT ?",
+            (phrase, limit),
+        )
+        return dict(rows.fetchall())
 
     def all_paper_ids(self) -> list[str]:
         return self._column("SELECT paper_id FROM papers ORDER BY paper_id")

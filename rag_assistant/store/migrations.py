@@ -79,9 +79,35 @@ def _v2_typed_dense_state(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_title_search(conn: sqlite3.Connection) -> None:
+    """A full-text index of the titles (SQLite's FTS5, kept by triggers), so a name in a
+    question finds the papers whose title holds it without a scan of every title."""
+    conn.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS title_search USING fts5("
+        "title, content='papers', content_rowid='rowid', tokenize='unicode61')"
+    )
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS papers_title_insert AFTER INSERT ON papers BEGIN "
+        "INSERT INTO title_search(rowid, title) VALUES (new.rowid, new.title); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS papers_title_delete AFTER DELETE ON papers BEGIN "
+        "INSERT INTO title_search(title_search, rowid, title) "
+        "VALUES ('delete', old.rowid, old.title); END"
+    )
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS papers_title_update AFTER UPDATE OF title ON papers BEGIN "
+        "INSERT INTO title_search(title_search, rowid, title) "
+        "VALUES ('delete', old.rowid, old.title); "
+        "INSERT INTO title_search(rowid, title) VALUES (new.rowid, new.title); END"
+    )
+    conn.execute("INSERT INTO title_search(title_search) VALUES ('rebuild')")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_base_schema,
     _v2_typed_dense_state,
+    _v3_title_search,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
