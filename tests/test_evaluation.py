@@ -669,7 +669,7 @@ def test_eval_with_the_llm_judge_over_http_reports_parse_failures(home, tmp_path
         monkeypatch.chdir(tmp_path)
         out = tmp_path / "run"
         args = ["eval", "--qa", str(QA_SMALL), "--home", str(home), "--out", str(out)]
-        assert cli.main([*args, "--judge", "openai", "--llm", "offline"]) == 0
+        assert cli.main([*args, "--judge", "openai", "--llm", "offline", "--index", "current"]) == 0
     finally:
         server.stop()
     report = json.loads((out / "report.json").read_text())
