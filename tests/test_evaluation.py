@@ -475,6 +475,21 @@ def test_compare_reports_deltas():
     assert re.search(r"all\s+hit@5\s+0\.500\s+0\.750\s+\+0\.250\s+better", text)
 
 
+def test_compare_reports_by_category():
+    old = report_with(**{"hit@5": 0.5})
+    new = report_with(**{"hit@5": 0.5})
+    old["by_category"] = {"lay": {"metrics": {"hit@5": 0.4}}}
+    new["by_category"] = {
+        "lay": {"metrics": {"hit@5": 0.6}},
+        "off-topic": {"metrics": {"refusal_accuracy": 1.0}},
+    }
+    deltas = {(d.scope, d.metric): d for d in compare_reports(new, old)}
+    assert deltas["category:lay", "hit@5"].delta == pytest.approx(0.2)
+    assert deltas["category:off-topic", "refusal_accuracy"].old is None
+    text = render_deltas(compare_reports(new, old), changed_only=True)
+    assert re.search(r"category:lay\s+hit@5\s+0\.400\s+0\.600\s+\+0\.200\s+better", text)
+
+
 def test_thresholds(tmp_path):
     path = tmp_path / "thresholds.json"
     path.write_text(
