@@ -284,6 +284,24 @@ class Assistant:
         """A :class:`Conversation` that keeps its turns and their sources."""
         return Conversation(self, turns)
 
+    # --- llama-index ---------------------------------------------------------------------
+
+    def as_retriever(self, *, k: int | None = None):
+        """A llama-index ``BaseRetriever`` over this assistant's hybrid retrieval: one
+        ``NodeWithScore`` per paper, with its title, id and best chunks (see
+        :mod:`rag_assistant.llamaindex`; llama-index is imported only now)."""
+        from .llamaindex import AssistantRetriever
+
+        return AssistantRetriever(self, k=k)
+
+    def as_query_engine(self, *, k: int | None = None):
+        """A llama-index query engine answering with this assistant: its ``Response``
+        carries the checked citations and claims in ``metadata`` (see
+        :mod:`rag_assistant.llamaindex`)."""
+        from .llamaindex import AssistantQueryEngine
+
+        return AssistantQueryEngine(self, k=k)
+
     # --- the answer pipeline ---------------------------------------------------------------
 
     def _events(

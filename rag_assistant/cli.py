@@ -50,13 +50,39 @@ def _positive_k(value: str) -> int:
     """``--k``: a whole number from 1 to the most papers a question may retrieve."""
     from .settings import MAX_K
 
-    try:
-        k = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    k = _whole_number(value)
     if not 1 <= k <= MAX_K:
         raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_K}, not {k}")
     return k
+
+
+def _whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    number = _whole_number(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = _whole_number(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
+
+
+def _id_list(value: str) -> list[str]:
+    """``--ids a,b``: question ids, separated by commas."""
+    ids = [part.strip() for part in value.split(",")]
+    if not all(ids):
+        raise argparse.ArgumentTypeError(f"expected ID[,ID...] with no empty id, not {value!r}")
+    return ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,11 +176,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every question of a Q&A file (JSON lines) through the assistant and "
         "score retrieval (hit@1, hit@5, MRR@10, recall@10), citation validity, faithfulness "
         "(ALCE citation recall and precision), correctness (key-fact recall, token F1) and "
-        "refusals. Writes report.json, report.md and report.png into --out. Exit status 1 "
-        "when a metric falls below (or above) its threshold.",
+        "refusals, overall, by kind and by category. By default on a fresh temporary index "
+        "of the bundled corpus (--index current: the index in --home). A question that fails "
+        "(the model timed out, say) is recorded with its error and the run goes on; Ctrl+C "
+        "stops it and writes the report so far. Writes report.json, report.md and "
+        "report.png into --out. Exit status 1 when a metric falls below (or above) its "
+        "threshold or a question failed; 2 when errors stopped the run; 130 when "
+        "interrupted (the report so far is written in both cases).",
     )
     p.add_argument(
         "--qa", default="eval/qa.jsonl", metavar="FILE", help="the Q&A file (default %(default)s)"
+    )
+    p.add_argument(
+        "--index",
+        choices=["fresh", "current"],
+        default="fresh",
+        help="'fresh' (default): a new temporary index of the bundled corpus, built with the "
+        "current settings in an embedded Chroma, so runs compare; 'current': the index in "
+        "--home (or the Chroma server) as it is",
+    )
+    subset = p.add_mutually_exclusive_group()
+    subset.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="ask only the first N questions of the file (a partial report)",
+    )
+    subset.add_argument(
+        "--ids",
+        type=_id_list,
+        metavar="ID[,ID...]",
+        help="ask only these questions, with the earlier turns a follow-up needs (a partial "
+        "report)",
+    )
+    p.add_argument(
+        "--max-failures",
+        type=_non_negative_int,
+        default=5,
+        metavar="N",
+        help="stop after N questions in a row failed (the endpoint is likely down; default "
+        "%(default)s, 0: never); the report so far is written",
     )
     p.add_argument(
         "--judge",
@@ -175,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         metavar="FILE",
         help="minimum/maximum scores (default: <qa name>.thresholds.json beside the Q&A "
-        "file, when it exists); exit 1 and name the metrics that miss them",
+        "file, when it exists, and not for --limit/--ids); exit 1 and name the metrics "
+        "that miss them",
     )
     p.add_argument(
         "--save-thresholds",
@@ -240,13 +302,20 @@ STAGES = {
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    """A progress callback drawing one rich bar per stage on stderr, only on a terminal
-    (ingest stages, or the questions of an evaluation)."""
+def _progress(
+    lines: Sequence[str] = (), *, every: int = 10, seconds: float = 30.0
+) -> Iterator[Callable[[str, int, int | None], None]]:
+    """A progress callback drawing one rich bar per stage on stderr on a terminal (ingest
+    stages, or the questions of an evaluation). Off a terminal (a CI log, a pipe), the
+    stages in ``lines`` get a line on stderr instead: every ``every`` steps, after
+    ``seconds`` without one, and at the end."""
+    import time
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    terminal = console.is_terminal
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -254,14 +323,26 @@ def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,
+        disable=not terminal,
     ) as bars:
         tasks: dict[str, object] = {}
+        started: dict[str, float] = {}
+        last_line: dict[str, float] = {}
 
         def progress(stage: str, done: int, total: int | None) -> None:
             if stage not in tasks:
                 tasks[stage] = bars.add_task(STAGES.get(stage, stage), total=total)
+                started[stage] = last_line[stage] = time.monotonic()
             bars.update(tasks[stage], completed=done, total=total)
+            if terminal or stage not in lines or done == 0:
+                return
+            now = time.monotonic()
+            if done % every and now - last_line[stage] < seconds and done != total:
+                return
+            last_line[stage] = now
+            of = f"/{total}" if total is not None else ""
+            elapsed = now - started[stage]
+            print(f"{STAGES.get(stage, stage)}: {done}{of} ({elapsed:.0f} s)", file=sys.stderr)
 
         yield progress
 
@@ -385,41 +466,76 @@ def _check(assistant, *, repair: bool, as_json: bool) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     from .assistant import Assistant
     from .errors import InputError
     from .evaluation import gate, reports
-    from .evaluation.dataset import load_qa
+    from .evaluation.dataset import load_qa, select
     from .evaluation.metrics import METRICS
-    from .evaluation.runner import make_judge, run_eval
+    from .evaluation.runner import fresh_index, make_judge, run_eval
 
     settings = _settings(args)
-    items = load_qa(args.qa)
-    threshold_file = args.threshold or gate.thresholds_for(args.qa)
+    items, subset = select(
+        load_qa(args.qa), limit=args.limit, ids=args.ids, name=Path(args.qa).name
+    )
+    threshold_file = args.threshold or (gate.thresholds_for(args.qa) if subset is None else None)
     thresholds = gate.load_thresholds(threshold_file) if threshold_file else None
     previous = reports.load_report(args.compare) if args.compare else None
     if args.save_thresholds and Path(args.save_thresholds).exists():
         raise InputError(f"{args.save_thresholds} exists; it is never overwritten")
-    judge = make_judge(settings, args.judge)
-    assistant = Assistant(settings, judge=judge)
-    with _progress() as progress:
-        report = run_eval(assistant, items, judge=judge, qa_path=args.qa, progress=progress)
+    judge = make_judge(settings, args.judge)  # an LLM judge caches in the real --home
+    with contextlib.ExitStack() as stack:
+        progress = stack.enter_context(_progress(lines=["questions"]))
+        if args.index == "fresh":
+            print("building a fresh index of the bundled corpus...", file=sys.stderr)
+            t0 = time.perf_counter()
+            assistant = stack.enter_context(fresh_index(settings, judge=judge, progress=progress))
+            status = assistant.status()
+            print(
+                f"fresh index: {status.papers} papers, {status.chunks} chunks "
+                f"({time.perf_counter() - t0:.1f} s)",
+                file=sys.stderr,
+            )
+        else:
+            assistant = Assistant(settings, judge=judge)
+        report = run_eval(
+            assistant,
+            items,
+            judge=judge,
+            qa_path=args.qa,
+            progress=progress,
+            subset=subset,
+            index_kind=args.index,
+            max_failures=args.max_failures,
+        )
     out = Path(args.out) if args.out else reports.default_out_dir()
     paths = reports.write_report(report, out)
     totals = report["totals"]
+    counts = totals["counts"]
     print(
-        f"{totals['counts']['questions']} questions in {report['seconds']} s "
-        f"({report['config']['mode']}, judge {report['config']['judge']})"
+        f"{counts['questions']} questions in {report['seconds']} s "
+        f"({report['config']['mode']}, judge {report['config']['judge']}, "
+        f"{args.index} index), {counts['failed']} failed"
     )
+    for reason in report["partial"]:
+        print(f"PARTIAL: {reason}")
     for metric in METRICS:
         print(f"  {metric:<20} {reports.fmt(totals['metrics'][metric])}")
     print("report: " + ", ".join(str(p) for p in paths))
+    if report["interrupted"]:
+        print("interrupted: the report holds the questions asked so far", file=sys.stderr)
+        return 130
+    if report["stopped"]:
+        print(f"error: {report['stopped']}", file=sys.stderr)
+        return 2
     if args.save_thresholds:
         print(f"thresholds: {gate.save_thresholds(report, args.save_thresholds)}")
     if previous is not None:
         print(f"\nchange since {args.compare}:")
         print(reports.render_deltas(reports.compare_reports(report, previous), changed_only=True))
+    status = 1 if counts["failed"] else 0
     if thresholds is not None:
         failures = gate.check_thresholds(report, thresholds)
         if failures:
@@ -428,7 +544,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 print(f"  {failure}", file=sys.stderr)
             return 1
         print(f"all thresholds in {threshold_file} are met")
-    return 0
+    elif subset is not None and gate.thresholds_for(args.qa):
+        print(f"thresholds in {gate.thresholds_for(args.qa)} not checked: a subset was asked")
+    return status
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:

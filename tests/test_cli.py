@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from clirun import run_cli
+from readme import python_blocks
 
 from rag_assistant import cli
 from rag_assistant.store.catalog import Catalog
@@ -243,15 +244,8 @@ def test_ask_json_prints_the_documented_keys(cli_home):
 # --- the README stays true ----------------------------------------------------------------------
 
 
-def readme_python_api_blocks() -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    section = re.search(r"^## Python API\n(.*?)(?=^## )", text, re.S | re.M)
-    assert section, "README.md has no '## Python API' section"
-    return re.findall(r"^```python\n(.*?)^```", section.group(1), re.S | re.M)
-
-
 def test_readme_python_api_example_runs_as_written(home, monkeypatch):
-    blocks = readme_python_api_blocks()
+    blocks = python_blocks("Python API")
     assert blocks
     monkeypatch.setenv("RAG_ASSISTANT_HOME", str(home))  # holds the bundled corpus already
     for code in blocks:

@@ -475,6 +475,21 @@ def test_compare_reports_deltas():
     assert re.search(r"all\s+hit@5\s+0\.500\s+0\.750\s+\+0\.250\s+better", text)
 
 
+def test_compare_reports_by_category():
+    old = report_with(**{"hit@5": 0.5})
+    new = report_with(**{"hit@5": 0.5})
+    old["by_category"] = {"lay": {"metrics": {"hit@5": 0.4}}}
+    new["by_category"] = {
+        "lay": {"metrics": {"hit@5": 0.6}},
+        "off-topic": {"metrics": {"refusal_accuracy": 1.0}},
+    }
+    deltas = {(d.scope, d.metric): d for d in compare_reports(new, old)}
+    assert deltas["category:lay", "hit@5"].delta == pytest.approx(0.2)
+    assert deltas["category:off-topic", "refusal_accuracy"].old is None
+    text = render_deltas(compare_reports(new, old), changed_only=True)
+    assert re.search(r"category:lay\s+hit@5\s+0\.400\s+0\.600\s+\+0\.200\s+better", text)
+
+
 def test_thresholds(tmp_path):
     path = tmp_path / "thresholds.json"
     path.write_text(
@@ -563,11 +578,17 @@ def run_eval_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_eval_command_end_to_end(home, tmp_path):
+    """By default on a fresh index of the bundled corpus (nothing is read from or written to
+    --home), then on the current index with a comparison and a threshold it misses."""
+    unused = tmp_path / "unused-home"
     first = tmp_path / "first"
     result = run_eval_cli(
-        "--qa", str(QA_SMALL), "--home", str(home), "--out", str(first), cwd=tmp_path
+        "--qa", str(QA_SMALL), "--home", str(unused), "--out", str(first), cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+    assert "building a fresh index of the bundled corpus" in result.stderr
+    assert "fresh index: 530 papers" in result.stderr
+    assert not unused.exists() or not any(unused.iterdir())
     for name in ("report.json", "report.md", "report.png"):
         assert (first / name).stat().st_size > 0
     assert (first / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -585,7 +606,15 @@ def test_eval_command_end_to_end(home, tmp_path):
     # the follow-up was asked as the second turn of its conversation
     assert "(context:" in rows["snapkv-memory-followup"]["standalone_question"]
     markdown = (first / "report.md").read_text()
-    assert "| hyperattention-speed | single |" in markdown
+    assert (
+        "| hyperattention-speed | What is HyperAttention and how much faster does it make "
+        "ChatGLM2 inference? | single |" in markdown
+    )
+    assert report["partial"] == [] and "Partial report" not in markdown
+    assert report["index"]["kind"] == "fresh" and report["index"]["home"] is None
+    assert (report["index"]["papers"], report["index"]["chunks"]) == (530, 536)
+    assert report["settings"]["retrieval"]["k"] == 5
+    assert report["settings"]["chunking"]["chunk_size"] == 384
 
     thresholds = tmp_path / "strict.json"
     # a threshold the offline answers miss whatever the retrieval: they quote abstracts,
@@ -603,9 +632,15 @@ def test_eval_command_end_to_end(home, tmp_path):
         str(first),
         "--threshold",
         str(thresholds),
+        "--index",
+        "current",
         cwd=tmp_path,
     )
     assert again.returncode == 1, again.stderr
+    second = json.loads((tmp_path / "second" / "report.json").read_text())
+    assert second["index"]["kind"] == "current" and second["index"]["home"] == str(home)
+    # the same papers with the same texts: the same catalog digest as the fresh index
+    assert second["index"]["catalog_sha256"] == report["index"]["catalog_sha256"]
     assert f"change since {first}" in again.stdout
     assert re.search(r"all\s+hit@5\s+1\.000\s+1\.000", again.stdout)
     assert "token_f1:" in again.stderr and "below the minimum 0.99" in again.stderr
@@ -617,7 +652,7 @@ def test_default_out_dir_is_under_eval_runs(home, tmp_path, monkeypatch):
     shutil.copy(QA_SMALL, qa)
     qa.write_text(qa.read_text().splitlines()[0] + "\n")
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["eval", "--qa", str(qa), "--home", str(home)]) == 0
+    assert cli.main(["eval", "--qa", str(qa), "--home", str(home), "--index", "current"]) == 0
     runs = list((tmp_path / "eval" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "report.json").is_file()
 
@@ -649,7 +684,7 @@ def test_eval_with_the_llm_judge_over_http_reports_parse_failures(home, tmp_path
         monkeypatch.chdir(tmp_path)
         out = tmp_path / "run"
         args = ["eval", "--qa", str(QA_SMALL), "--home", str(home), "--out", str(out)]
-        assert cli.main([*args, "--judge", "openai", "--llm", "offline"]) == 0
+        assert cli.main([*args, "--judge", "openai", "--llm", "offline", "--index", "current"]) == 0
     finally:
         server.stop()
     report = json.loads((out / "report.json").read_text())

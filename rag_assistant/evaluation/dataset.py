@@ -2,7 +2,8 @@
 ``reference_answer``, ``gold_titles`` (exact index titles; ``[]`` for an unanswerable
 question), ``key_facts``, ``kind`` (one of :data:`KINDS`), ``source_files`` and, for a
 follow-up, ``follows`` (the id of the previous turn of the same conversation, on an earlier
-line). Other fields (a ``category``, say) are kept but not checked.
+line); optionally a free ``category`` (a non-empty string, e.g. ``near-miss-quantity``) that
+the report aggregates by. Any other field is kept in :attr:`QAItem.extra`, unchecked.
 """
 
 from __future__ import annotations
@@ -10,13 +11,24 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 from .metrics import title_key
 
 KINDS = ("single", "paraphrase", "multi", "unanswerable", "follow-up")
+FIELDS = (
+    "id",
+    "question",
+    "reference_answer",
+    "gold_titles",
+    "key_facts",
+    "kind",
+    "source_files",
+    "follows",
+    "category",
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,8 @@ class QAItem:
     source_files: tuple[str, ...]
     follows: str | None
     line: int
+    category: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def answerable(self) -> bool:
@@ -77,6 +91,7 @@ def parse_item(record: object, where: str, line: int) -> QAItem:
         raise InputError(f"{where}: a follow-up needs 'follows': the id of the previous turn")
     if kind != "follow-up" and follows is not None:
         raise InputError(f"{where}: only a follow-up may have 'follows' (kind is {kind!r})")
+    category = _text(record, "category", where) if "category" in record else None
     return QAItem(
         id=_text(record, "id", where),
         question=_text(record, "question", where),
@@ -87,6 +102,8 @@ def parse_item(record: object, where: str, line: int) -> QAItem:
         source_files=_strings(record.get("source_files", []), where, "source_files"),
         follows=follows.strip() if isinstance(follows, str) else None,
         line=line,
+        category=category,
+        extra={k: v for k, v in record.items() if k not in FIELDS},
     )
 
 
@@ -123,15 +140,67 @@ def load_qa(path: str | Path) -> list[QAItem]:
     return items
 
 
-def check_gold_titles(items: Sequence[QAItem], titles: Iterable[str], name: str = "") -> None:
-    """Every gold title must be a title of the index (compared by :func:`title_key`)."""
+def check_gold_titles(
+    items: Sequence[QAItem], titles: Iterable[str], name: str = "", *, hint: str = ""
+) -> None:
+    """Every gold title must be a title of the index (compared by :func:`title_key`);
+    ``hint`` is added to the error (what to do in the interface the user is in)."""
     known = {title_key(t): t for t in titles}
     for item in items:
         for gold in item.gold_titles:
             if title_key(gold) not in known:
                 close = difflib.get_close_matches(gold, list(known.values()), n=1, cutoff=0.6)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                mean = f"; did you mean {close[0]!r}?" if close else ""
                 raise InputError(
                     f"{name or 'Q&A file'} line {item.line}: gold title {gold!r} is not in the "
-                    f"index{hint}"
+                    f"index{mean}{hint}"
                 )
+
+
+def select(
+    items: Sequence[QAItem],
+    *,
+    limit: int | None = None,
+    ids: Sequence[str] | None = None,
+    name: str = "",
+) -> tuple[list[QAItem], dict | None]:
+    """The questions a run asks: the first ``limit``, or those with ``ids`` plus the earlier
+    turns of their conversations (a follow-up is asked after the turns it follows), in file
+    order. Returns them and the subset's description for the report (None: all of them)."""
+    if limit is not None and ids:
+        raise InputError("choose either a limit or ids, not both")
+    where = name or "the Q&A file"
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InputError(f"the limit must be a whole number of at least 1, not {limit!r}")
+        if limit >= len(items):
+            return list(items), None
+        return list(items[:limit]), {
+            "questions_in_file": len(items),
+            "limit": limit,
+            "ids": None,
+            "added_as_context": [],
+        }
+    if not ids:
+        return list(items), None
+    by_id = {item.id: item for item in items}
+    for wanted in ids:
+        if wanted not in by_id:
+            close = difflib.get_close_matches(wanted, list(by_id), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InputError(f"{where} has no question with id {wanted!r}{hint}")
+    chosen: set[str] = set()
+    for wanted in ids:
+        current: str | None = wanted
+        while current is not None and current not in chosen:
+            chosen.add(current)
+            current = by_id[current].follows
+    picked = [item for item in items if item.id in chosen]
+    if len(picked) == len(items):
+        return picked, None
+    return picked, {
+        "questions_in_file": len(items),
+        "limit": None,
+        "ids": list(dict.fromkeys(ids)),
+        "added_as_context": [item.id for item in picked if item.id not in set(ids)],
+    }

@@ -77,8 +77,14 @@ def baseline_thresholds(report: dict) -> dict:
 
 
 def save_thresholds(report: dict, path: str | Path) -> Path:
-    """Write :func:`baseline_thresholds` to ``path``, which must not exist yet."""
+    """Write :func:`baseline_thresholds` to ``path``, which must not exist yet; a partial
+    report (a subset, failed questions, an interrupted run) sets no baseline."""
     path = Path(path)
+    if report.get("partial"):
+        raise InputError(
+            "a partial report cannot set thresholds (" + "; ".join(report["partial"]) + "): "
+            "measure a baseline on every question of the file"
+        )
     if path.exists():
         raise InputError(
             f"{path} exists; thresholds are raised by editing it, never rewritten from a run"
@@ -90,10 +96,12 @@ def save_thresholds(report: dict, path: str | Path) -> Path:
 
 def check_thresholds(report: dict, thresholds: dict) -> list[str]:
     """One line per metric of the totals that falls below its minimum or above its maximum
-    (or was not measured), and one when the report's Q&A file is not the one the thresholds
-    were measured on; empty when the report passes."""
+    (or was not measured), one when the report's Q&A file is not the one the thresholds
+    were measured on, and one per reason the report is partial (failed questions, a subset,
+    an interrupted run): its totals are not those the thresholds were set on. Empty when the
+    report passes."""
     metrics = report["totals"]["metrics"]
-    failures = []
+    failures = [f"the report is partial: {reason}" for reason in report.get("partial") or []]
     pinned = thresholds.get("qa_sha256")
     if pinned and report.get("qa_sha256") != pinned:
         failures.append(
