@@ -1,5 +1,5 @@
 """Evaluation metrics: pure functions over :class:`~rag_assistant.types.Answer` objects and
-gold data. The runner (:mod:`rag_assistant.eval_runner`) applies them to a Q&A file.
+gold data. The runner (:mod:`rag_assistant.evaluation.runner`) applies them to a Q&A file.
 
 - retrieval: hit@1, hit@5, MRR@10, recall@10 of the ranked titles against the gold titles;
 - citation validity: the share of citations that resolve to a retrieved paper (with the
