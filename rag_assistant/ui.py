@@ -711,6 +711,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         placeholder="Ask a question about the papers",
                         show_label=False,
                         scale=5,
+                        max_lines=6,
                         elem_id="question",
                         autofocus=True,
                     )
@@ -784,14 +785,26 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             concurrency_limit=1,
             show_progress_on=[files],
         )
-        mode.change(ui.status_markdown, inputs=[mode], outputs=[status], api_name="status")
+        mode.change(
+            ui.status_markdown,
+            inputs=[mode],
+            outputs=[status],
+            api_name="status",
+            show_progress="hidden",
+        )
         reset = {
             "fn": lambda: ([], EVIDENCE_PLACEHOLDER, []),
             "outputs": [chatbot, evidence, turns],
         }
         new_chat.click(**reset, api_name="new_conversation")
         chatbot.clear(**reset, api_name=False)
-        app.load(ui.status_markdown, inputs=[mode], outputs=[status], api_name=False)
+        app.load(
+            ui.status_markdown,
+            inputs=[mode],
+            outputs=[status],
+            api_name=False,
+            show_progress="hidden",
+        )
     app.queue(default_concurrency_limit=assistant.settings.ui.concurrency)
     return app
 

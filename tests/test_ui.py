@@ -271,6 +271,10 @@ def test_offline_notice_is_said_once_per_conversation(assistant: Assistant):
     assert last_message(second).startswith("**Offline extractive**")
     new = run(ui, "What is HyperAttention?")  # a new conversation says it again
     assert "> Offline extractive answer" in last_message(new)
+    # in a terminal a notice is one "note:" line, not wrapped in parentheses of its own
+    rendered = first[-1][3][0].answer.render().splitlines()
+    assert rendered[0].startswith("note: Offline extractive answer:")
+    assert not rendered[0].endswith("))")
 
 
 def test_follow_up_keeps_the_conversation(assistant: Assistant):
