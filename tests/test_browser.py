@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hostile import EVIL_ABSTRACT, EVIL_TITLE, HYPER, QUESTION
+from PIL import Image
 
 from rag_assistant import Assistant
 from rag_assistant.settings import Settings
@@ -98,7 +99,7 @@ def open_page(browser, url: str, viewport: dict):
     page = browser.new_page(viewport=viewport)
     page.goto(url)
     page.wait_for_selector("#question textarea", timeout=30_000)
-    page.locator("#status-line").get_by_text("531 papers").wait_for(timeout=30_000)
+    page.locator("#status-line").get_by_text(re.compile(r"\d+ papers")).wait_for(timeout=30_000)
     return page
 
 
@@ -145,7 +146,8 @@ def source_titles(message) -> dict[int, str]:
 
 
 def test_a_question_gets_a_cited_answer_and_its_evidence(page):
-    assert "Offline extractive" in page.locator("#status-line").inner_text()
+    status = page.locator("#status-line").inner_text()
+    assert "531 papers" in status and "Offline extractive" in status
     screenshot(page, "first-page")
     ask(page, QUESTION)
     chat = page.locator("#chat")
@@ -246,7 +248,7 @@ def test_rough_edges_empty_and_long_questions_clear_and_examples(page):
     # the chat's Clear starts a new conversation: the earlier question does not steer
     page.locator('#chat button[aria-label="Clear"]').click()
     page.wait_for_function("document.querySelectorAll('#chat .message').length === 0")
-    assert page.locator("#evidence .evidence-empty").count() == 1
+    page.locator("#evidence .evidence-empty").wait_for(timeout=10_000)
     ask(page, "What is LoRA?")
     assert HYPER not in page.locator("#evidence").inner_text()
     assert page.locator("#turn-1").count() == 1 and page.locator("#turn-2").count() == 0
@@ -289,3 +291,29 @@ def test_hostile_title_and_abstract_render_inert(page):
         assert area.locator("script, img[src='x'], a[href^='javascript' i]").count() == 0
     assert page.evaluate("window.__xss") is None
     screenshot(page, "ui-hostile-abstract", publish=False, full_page=True)
+
+
+def test_uploads_report_in_the_chat_and_update_the_status(page, tmp_path):
+    """Last in this file: it adds a paper to the shared index."""
+    image = tmp_path / "papers.jsonl"
+    Image.new("RGB", (8, 8), "blue").save(image, format="PNG")
+    good = tmp_path / "wombat.jsonl"
+    good.write_text(
+        json.dumps({"title": "Wombat Caching", "abstract": "Wombat caching is fast."}) + "\n"
+    )
+    upload = page.locator("#upload input[type=file]")
+    for file, expected in (
+        (image, "papers.jsonl is a PNG image (image/png), not text"),
+        (good, "Added papers from wombat.jsonl."),
+    ):
+        count = page.locator("#chat .message").count()
+        upload.set_input_files(str(file))
+        page.locator("#upload").get_by_text(file.name).first.wait_for(timeout=30_000)
+        page.click("#add-papers")
+        page.wait_for_function(
+            f"document.querySelectorAll('#chat .message').length > {count}", timeout=60_000
+        )
+        message = bot_messages(page).last.inner_text()
+        assert expected in message
+        assert "/uploads" not in message and "--" not in message
+    page.locator("#status-line").get_by_text("532 papers").wait_for(timeout=30_000)
