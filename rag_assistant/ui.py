@@ -946,6 +946,11 @@ def serve(
             server_name=host or ui.host,
             server_port=port or None,
             auth=credentials,
+            # gradio's login form says "Incorrect Credentials" for any refusal, a 429 too
+            auth_message=(
+                f"After {LOGIN_ATTEMPTS} wrong passwords, logins from your address are refused "
+                "for a minute."
+            ),
             share=False,
             inbrowser=open_browser,
             prevent_thread_lock=True,

@@ -317,6 +317,7 @@ def test_launched_app_limits_failed_logins_and_reads_an_auth_file(home: Path, tm
         assert codes == [400] * 5 + [429] * 3
         locked = httpx.post(f"{url}login", data={"username": "reader", "password": "s3cret"})
         assert locked.status_code == 429 and "Too many failed logins" in locked.text
+        assert "logins from your address are refused for a minute" in httpx.get(url).text
     finally:
         app.close()
     app, url = serve(Assistant(Settings(home=home)), port=free_port(), auth_file=auth, block=False)
