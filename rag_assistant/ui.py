@@ -85,6 +85,7 @@ a.cite:hover { text-decoration: underline; }
 .example-q { white-space: normal !important; text-align: left !important;
   height: auto !important; justify-content: flex-start !important; }
 #status-line { font-size: 0.9em; }
+#chat .placeholder { padding: 1em 1.2em; opacity: 0.85; }
 @media (max-width: 640px) {
   #chat { height: 52vh !important; min-height: 240px; }
   #app-title h2 { margin: 0 !important; font-size: 1.2em; }
