@@ -4,7 +4,9 @@ Launches the app (offline answers) on an index of the bundled corpus, then asks 
 through gradio_client over HTTP, one at a time, and records for each the time from submitting
 the question to the first update that carries answer text, and to the finished answer.
 The first question (cold: the lexical index and the dense model are loaded) is reported
-apart from the median of the next ``--runs``.
+apart from the median of the next ``--runs``. Beside it, the floor: the same questions
+streamed in-process through ``Assistant.stream`` (time to the first answer text), so what
+the UI and HTTP add is visible; and the machine's load average at the start and the end.
 
     .venv/bin/python bench/ui_ttft.py            # fresh temporary index of the bundled corpus
     .venv/bin/python bench/ui_ttft.py --home DIR # an existing index
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import statistics
@@ -27,6 +30,7 @@ from gradio_client import Client
 
 from rag_assistant import Assistant
 from rag_assistant.settings import Settings
+from rag_assistant.types import TextDelta
 from rag_assistant.ui import EXAMPLES, serve
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,11 +64,21 @@ def ask(client: Client, question: str) -> tuple[float, float]:
     return (first if first is not None else total), total
 
 
+def in_process(assistant: Assistant, question: str) -> float:
+    """Seconds to the first answer text streamed by the Python API (no UI, no HTTP)."""
+    started = time.perf_counter()
+    for event in assistant.stream(question, k=5):
+        if isinstance(event, TextDelta):
+            return time.perf_counter() - started
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, help="an existing index (default: a fresh one)")
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
+    load_start = os.getloadavg()
 
     with tempfile.TemporaryDirectory() as tmp:
         home = args.home or Path(tmp) / "home"
@@ -78,6 +92,7 @@ def main() -> None:
             runs = [ask(client, EXAMPLES[i % len(EXAMPLES)]) for i in range(args.runs)]
         finally:
             app.close()
+        floor = [in_process(assistant, EXAMPLES[i % len(EXAMPLES)]) for i in range(args.runs)]
 
     firsts = [r[0] for r in runs]
     totals = [r[1] for r in runs]
@@ -91,6 +106,9 @@ def main() -> None:
         "max_first_token_s": round(max(firsts), 4),
         "median_total_s": round(statistics.median(totals), 4),
         "first_token_s": [round(x, 4) for x in firsts],
+        "floor_median_first_text_s": round(statistics.median(floor), 4),
+        "load_average_1m_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }

@@ -264,10 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", metavar="HOST", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, metavar="PORT", help="port (default 7860)")
     p.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="require a login from FILE (one user:password per line); use it, or env "
+        "RAG_ASSISTANT_UI__AUTH, when --host exposes the UI beyond this machine",
+    )
+    p.add_argument(
         "--auth",
         metavar="USER:PASSWORD",
-        help="require this login (env RAG_ASSISTANT_UI__AUTH); use it when --host exposes "
-        "the UI beyond this machine",
+        help="require this login (visible to other local users in `ps`: prefer --auth-file "
+        "or env RAG_ASSISTANT_UI__AUTH)",
     )
     p.add_argument(
         "--llm",
@@ -558,20 +564,27 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         with _progress() as progress:
             report = assistant.ingest_bundled(progress=progress)
         print(report.summary(), file=sys.stderr)
+    from .errors import PortInUseError
     from .ui import serve
 
-    serve(
-        assistant,
-        host=args.host,
-        port=args.port,
-        auth=args.auth,
-        open_browser=not args.no_browser,
-        announce=lambda url: print(
-            f"The chat UI is at {url} (answers: "
-            f"{'LLM' if assistant.mode == 'llm' else 'offline extractive'}); Ctrl+C stops it.",
-            file=sys.stderr,
-        ),
-    )
+    try:
+        serve(
+            assistant,
+            host=args.host,
+            port=args.port,
+            auth=args.auth,
+            auth_file=args.auth_file,
+            open_browser=not args.no_browser,
+            announce=lambda url: print(
+                f"The chat UI is at {url} (answers: "
+                f"{'LLM' if assistant.mode == 'llm' else 'offline extractive'}); Ctrl+C stops "
+                "it.",
+                file=sys.stderr,
+            ),
+        )
+    except PortInUseError as exc:
+        print(f"error: {exc}; pass --port", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -127,4 +127,12 @@ class PromptTemplateError(ConfigurationError):
     """A prompt template is missing or its variables do not match what the code fills in."""
 
 
+class PortInUseError(ConfigurationError):
+    """The port the UI was asked to listen on is taken (by another ``rag-assistant ui``)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"port {port} is in use")
+        self.port = port
+
+
 __all__ = [name for name in dir() if name.endswith("Error")]

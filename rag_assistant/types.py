@@ -252,8 +252,9 @@ class Answer:
         }
 
     def render(self) -> str:
-        """Plain text for a terminal: notices, the answer, then the numbered sources."""
-        return "\n".join([*(f"({n})" for n in self.notices), self.text]) + self.render_tail()
+        """Plain text for a terminal: notices (one ``note:`` line each: a notice may hold
+        parentheses of its own), the answer, then the numbered sources."""
+        return "\n".join([*(f"note: {n}" for n in self.notices), self.text]) + self.render_tail()
 
     def render_tail(self) -> str:
         """What follows the answer text: sources (or closest papers for a refusal),

@@ -24,7 +24,18 @@ from rag_assistant import REFUSAL, Assistant
 from rag_assistant.answer.llm import Completion, UsageReport
 from rag_assistant.errors import ConfigurationError, LLMUnavailableError
 from rag_assistant.settings import Settings
-from rag_assistant.ui import ChatUI, evidence_html, html_text, md_text, parse_auth, serve
+from rag_assistant.ui import (
+    SCORE_TIP,
+    ChatUI,
+    cite_link,
+    evidence_html,
+    html_text,
+    md_text,
+    parse_auth,
+    serve,
+)
+
+SNAPKV = "SnapKV: LLM Knows What You are Looking for Before Generation"
 
 
 class ScriptedModel:
@@ -48,9 +59,27 @@ class ScriptedModel:
         return Completion(self.reply, 100, 20)
 
 
-def run(ui: ChatUI, message: str, turns: list | None = None, *, k: int = 5, mode: str = "offline"):
-    """All outputs the respond handler yields: (chat, evidence, question box, turns)."""
-    return list(ui.respond(message, [], [] if turns is None else turns, k, mode))
+def run(
+    ui: ChatUI,
+    message: str,
+    turns: list | None = None,
+    *,
+    k: int = 5,
+    mode: str = "offline",
+    chat: list | None = None,
+):
+    """All outputs the respond handler yields: (chat, evidence, question box, turns). With
+    earlier ``turns`` and no ``chat``, the chat holds one exchange per turn (an empty chat
+    starts a new conversation)."""
+    turns = [] if turns is None else turns
+    if chat is None:
+        chat = [m for t in turns for m in ({"role": "user"}, {"role": "assistant"})]
+    return list(ui.respond(message, chat, turns, k, mode))
+
+
+def is_skip(value) -> bool:
+    """True for gradio's 'leave this output as it is'."""
+    return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
 
 
 def last_message(outputs) -> str:
@@ -115,14 +144,14 @@ def test_offline_answer_streams_then_shows_citations_and_evidence(assistant: Ass
     assert len(texts) >= 2 and all(len(a) < len(b) for a, b in itertools.pairwise(texts))
 
     message = last_message(outputs)
-    assert message.startswith("**Offline extractive**")
+    assert message.startswith("**Offline extractive** · cited 1 of the 5 papers retrieved")
     assert "> Offline extractive answer" in message
-    assert "\\[1\\]" in message and f"\\[1\\] {md_text(HYPER)}" in message
+    assert f"{cite_link(1, 1, HYPER)} {md_text(HYPER)}" in message  # the sources list
     assert "▌" not in message
 
     evidence = final[1]
     assert f"[1] {html_text(HYPER)}" in evidence
-    assert re.search(r"score \d\.\d{3}", evidence)
+    assert re.search(r"match [01]\.\d{2}</span> · rank 1 of 5", evidence)
     # the sentences the answer quotes from paper 1 are the ones highlighted in its abstract
     answer = turns_of(final)[0].answer
     quoted = [c.text for c in answer.claims if 1 in c.citations]
@@ -132,6 +161,120 @@ def test_offline_answer_streams_then_shows_citations_and_evidence(assistant: Ass
     assert "<details><summary>Full abstract</summary>" in evidence
     turns = turns_of(final)
     assert len(turns) == 1 and turns[0].answer.citations[0].title == HYPER
+
+
+def test_every_marker_links_to_its_card_with_the_title(assistant: Assistant):
+    outputs = run(ChatUI(assistant), "Which papers compress the KV cache, and how?")
+    answer = outputs[-1][3][0].answer
+    assert len(answer.citations) >= 2
+    message, evidence = last_message(outputs), outputs[-1][1]
+    # no marker is left as plain text: each number is a link to card n of answer 1
+    plain = re.sub(r"<a [^>]*>.*?</a>", "", message)
+    assert not re.search(r"\\?\[\d+\\?\]", plain)
+    for c in answer.citations:
+        tip = html_text(f"[{c.number}] {c.title}")
+        assert f'<a class="cite" href="#card-1-{c.number}" title="{tip}">' in message
+        assert f'<div class="paper" id="card-1-{c.number}" data-number="{c.number}">' in evidence
+        assert f'href="#card-1-{c.number}"' in evidence  # the claims in the card link too
+    # while streaming, markers are links already (their cards come with the checked answer)
+    streamed = [o[0][-1]["content"] for o in outputs[1:-1] if "▌" in o[0][-1]["content"]]
+    assert any('<a class="cite" href="#card-1-1"' in m for m in streamed)
+
+
+def test_each_answer_keeps_its_own_evidence(assistant: Assistant):
+    ui = ChatUI(assistant)
+    first = run(ui, "Which papers compress the KV cache, and how?")
+    second = run(
+        ui, "How does HyperAttention approximate attention in near-linear time?", first[-1][3]
+    )
+    turns = second[-1][3]
+    assert len(turns) == 2
+    message, evidence = last_message(second), second[-1][1]
+    assert 'href="#card-2-1"' in message and 'href="#card-1-' not in message
+    # both answers' evidence is in the panel, the latest shown, the earlier one a click away
+    assert '<section class="turn" id="turn-1" data-turn="1" hidden>' in evidence
+    assert '<section class="turn" id="turn-2" data-turn="2">' in evidence
+    earlier = evidence.split('id="turn-2"')[0]
+    for c in turns[0].answer.citations:
+        assert (
+            f'id="card-1-{c.number}" data-number="{c.number}"><div class="paper-title">' in earlier
+        )
+        assert f"[{c.number}] {html_text(c.title)}" in earlier
+    assert f"[1] {html_text(HYPER)}" in evidence.split('id="turn-2"')[1]
+    # the Python API keeps each turn's citations the same way
+    assert [c.title for c in turns[0].answer.citations] == [
+        c.title for c in first[-1][3][0].answer.citations
+    ]
+
+
+def test_cards_link_to_the_paper_or_an_arxiv_title_search(assistant: Assistant, tmp_path):
+    records = tmp_path / "linked.jsonl"
+    rows = [
+        {
+            "title": "Wombat Caching for Sparse Transformers",
+            "abstract": "Wombat caching stores sparse transformer keys in wombat burrows.",
+            "url": "https://example.org/w",
+        },
+        {
+            "id": "2401.00001",
+            "title": "Numbat Attention for Long Documents",
+            "abstract": "Numbat attention reads long documents.",
+            "categories": "cs.CL",
+            "update_date": "2024-01-02",
+        },
+    ]
+    records.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assistant.ingest([records])
+    ui = ChatUI(assistant)
+    evidence = run(ui, "What is wombat caching for sparse transformers?")[-1][1]
+    assert (
+        'href="https://example.org/w" target="_blank" rel="noopener noreferrer">open on example.org'
+        in evidence
+    )
+    evidence = run(ui, "What is numbat attention for long documents?")[-1][1]
+    assert (
+        'href="https://arxiv.org/abs/2401.00001"' in evidence and "arXiv abstract page" in evidence
+    )
+    evidence = run(ui, QUESTION)[-1][1]
+    search = "https://arxiv.org/search/?query=HyperAttention%3A+Long-context+Attention+in+Near-Linear+Time&amp;searchtype=title"
+    assert f'href="{search}"' in evidence and "search arXiv for this title ↗</a>" in evidence
+    # the bundled listings give dates without a year: shown as given
+    assert re.search(r"rank 1 of 5 · [A-Z][a-z]{2} \d{1,2} · ", evidence)
+
+
+def test_scores_are_shown_bounded_with_what_they_mean(assistant: Assistant):
+    ui = ChatUI(assistant)
+    turns = run(ui, "How does SnapKV compress the KV cache?")[-1][3]
+    outputs = run(ui, "How much does it speed up decoding?", turns, k=8)  # follow-up scores
+    evidence = outputs[-1][1]
+    scores = [float(x) for x in re.findall(r"match (\d+\.\d+)</span>", evidence)]
+    assert scores and all(0.0 <= x <= 1.0 for x in scores)
+    assert evidence.count(f'<span class="score" title="{html_text(SCORE_TIP)}">') == len(scores)
+
+
+def test_the_answer_says_how_many_of_the_retrieved_papers_it_cites(assistant: Assistant):
+    for k in (3, 12):
+        outputs = run(ChatUI(assistant), "Which papers compress the KV cache, and how?", k=k)
+        answer = outputs[-1][3][0].answer
+        assert len(answer.sources) == k
+        cited = len(answer.citations)
+        assert f"cited {cited} of the {k} papers retrieved" in last_message(outputs)
+
+
+def test_offline_notice_is_said_once_per_conversation(assistant: Assistant):
+    ui = ChatUI(assistant)
+    assert "sentences quoted from the abstracts, no language model" in ui.status_markdown()
+    first = run(ui, "How does SnapKV compress the KV cache?")
+    assert "> Offline extractive answer" in last_message(first)
+    second = run(ui, "What is HyperAttention?", first[-1][3])
+    assert "Offline extractive answer:" not in "".join(o[0][-1]["content"] for o in second)
+    assert last_message(second).startswith("**Offline extractive**")
+    new = run(ui, "What is HyperAttention?")  # a new conversation says it again
+    assert "> Offline extractive answer" in last_message(new)
+    # in a terminal a notice is one "note:" line, not wrapped in parentheses of its own
+    rendered = first[-1][3][0].answer.render().splitlines()
+    assert rendered[0].startswith("note: Offline extractive answer:")
+    assert not rendered[0].endswith("))")
 
 
 def test_follow_up_keeps_the_conversation(assistant: Assistant):
@@ -152,15 +295,47 @@ def test_refusal_looks_like_a_refusal(assistant: Assistant):
     assert "refusal: no paper was cited" in outputs[-1][1]
 
 
-def test_errors_become_chat_messages(assistant: Assistant):
-    outputs = run(ChatUI(assistant), "   ")
-    assert last_message(outputs).startswith("⚠️ **Error:** the question is empty")
-    assert len(outputs[-1][0]) == 2  # the question, then the error; nothing crashed
+def test_empty_question_leaves_no_bubble_and_keeps_the_evidence(assistant: Assistant):
+    ui = ChatUI(assistant)
+    before = run(ui, QUESTION)[-1]
+    for empty in ("", "   \n "):
+        outputs = run(ui, empty, before[3], chat=before[0])
+        assert len(outputs) == 1
+        chat, evidence, box, turns = outputs[0]
+        assert is_skip(chat) and is_skip(evidence) and is_skip(box)  # nothing added or cleared
+        assert turns == before[3]
+
+
+def test_too_long_question_stays_in_the_box_with_a_plain_message(assistant: Assistant):
+    ui = ChatUI(assistant)
+    before = run(ui, QUESTION)[-1]
+    long_question = "Which method compresses the KV cache best? " * 200
+    outputs = run(ui, long_question, before[3], chat=before[0])
+    chat, evidence, box, turns = outputs[-1]
+    assert is_skip(box) and is_skip(evidence)  # the question is not erased, evidence kept
+    assert chat[:-1] == before[0]  # no bubble for the rejected question; the error is its own
+    error = chat[-1]
+    assert error["role"] == "assistant" and error["content"].startswith("⚠️ **Error:** the question")
+    assert "shorten it" in error["content"] and "RAG\\_ASSISTANT" not in error["content"]
+    assert turns == before[3]
+
+
+def test_an_empty_chat_starts_a_new_conversation(assistant: Assistant):
+    """The chatbot's Clear (and an API call with chat=[]) forgets the earlier turns."""
+    ui = ChatUI(assistant)
+    turns = run(ui, QUESTION)[-1][3]
+    outputs = run(ui, "What is LoRA?", turns, chat=[])
+    after = outputs[-1][3]
+    assert len(after) == 1 and after[0].standalone_question == "What is LoRA?"
+    assert HYPER not in [c.title for c in after[0].answer.citations]
+    assert 'href="#card-1-' in last_message(outputs)
 
 
 def test_number_of_sources_reaches_retrieval(assistant: Assistant):
     outputs = run(ChatUI(assistant), "How does SnapKV compress the KV cache?", k=2)
     assert len(outputs[-1][3][0].answer.sources) == 2
+    outputs = run(ChatUI(assistant), "How does SnapKV compress the KV cache?", k=0)
+    assert "the number of papers must be a whole number" in last_message(outputs)
 
 
 # --- LLM mode with a scripted model -------------------------------------------------------------
@@ -184,13 +359,17 @@ def test_llm_answer_shows_model_and_marks_unsupported_claims(home: Path):
     assert sum("▌" in o[0][-1]["content"] for o in outputs) >= 5  # streamed in pieces
     message = last_message(outputs)
     assert message.startswith("**LLM · scripted-1**")
-    unsupported = r"⚠️ It also cures the common cold \\\[2\\\]\.</mark>"
+    unsupported = (
+        r'⚠️ It also cures the common cold <a class="cite" href="#card-1-2" [^>]+>'
+        r"&#91;2&#93;</a>\.</mark>"
+    )
     assert re.search(r'<mark class="unsupported" title="[^"]+">' + unsupported, message)
     assert "Not supported by the cited abstracts (1):" in message
     evidence = outputs[-1][1]
-    assert '<li class="unsupported">⚠️ not supported: It also cures the common cold [2].</li>' in (
-        evidence
-    )
+    assert (
+        '<li class="unsupported">⚠️ not supported: It also cures the common cold '
+        '<a class="cite" href="#card-1-2"'
+    ) in evidence
     assert evidence.count('<div class="paper"') == 2
     # the same app answers offline when asked, without touching the shared assistant
     offline = run(ui, QUESTION, mode="offline")
@@ -209,61 +388,17 @@ def test_llm_down_is_a_chat_message(home: Path):
 def test_llm_mode_without_endpoint_says_so(assistant: Assistant):
     ui = ChatUI(assistant)
     assert ui.mode_choices()[1][0].endswith("(not configured: set OPENAI_API_KEY)")
+    assert ui.mode_info().startswith("No language model is configured on this server")
     message = last_message(run(ui, QUESTION, mode="openai"))
     assert "an LLM was asked for, but no OPENAI\\_API\\_KEY" in message
 
 
-# --- uploads --------------------------------------------------------------------------------
-
-
-def test_upload_is_ingested_with_progress_and_updates_status(assistant: Assistant, tmp_path):
-    ui = ChatUI(assistant)
-    assert "530 papers" in ui.status_markdown()
-    upload = tmp_path / "gradio-tmp" / "new.jsonl"
-    upload.parent.mkdir()
-    records = [
-        {"title": "Wombat Caching for Sparse Transformers", "abstract": "We cache wombats."},
-        {"title": "Platypus Pruning of Attention Heads", "abstract": "Platypus pruning works."},
-    ]
-    upload.write_text("".join(json.dumps(r) + "\n" for r in records))
-    progress = Recorder()
-    chat, status, cleared = ui.add_papers([str(upload)], [], "offline", progress)
-    assert cleared is None
-    assert chat[-1]["content"].startswith("**Added papers from new.jsonl.**")
-    assert "added: 2" in chat[-1]["content"]
-    assert "532 papers" in status
-    assert {desc for _, desc in progress.calls} >= {"reading papers", "BM25 index"}
-    kept = assistant.settings.home / "uploads" / "new.jsonl"
-    assert kept.read_text() == upload.read_text()
-    upload.unlink()  # gradio's temp cleanup
-    message = last_message(run(ui, "What is platypus pruning of attention heads?"))
-    assert "Platypus Pruning of Attention Heads" in message
-
-
-def test_bad_upload_and_busy_index_are_chat_messages(assistant: Assistant, tmp_path):
-    ui = ChatUI(assistant)
-    bad = tmp_path / "broken.jsonl"
-    bad.write_text('{"title": "Fine", "abstract": "Fine."}\n{"title": \n')
-    chat, status, _ = ui.add_papers([str(bad)], [], "offline", Recorder())
-    assert chat[-1]["content"].startswith("⚠️ **The papers were not added.**")
-    assert "broken.jsonl:2: not valid JSON" in chat[-1]["content"]
-    assert "530 papers" in status
-    assert not (assistant.settings.home / "uploads" / "broken.jsonl").exists()
-
-    good = write_evil_paper(tmp_path)
-    with assistant.index.writing():
-        chat, status, _ = ui.add_papers([str(good)], chat, "offline", Recorder())
-    assert chat[-1]["content"].startswith("⚠️ **The papers were not added.**")
-    assert "is busy" in chat[-1]["content"]
-    assert "530 papers" in status
-
-    chat, _, _ = ui.add_papers(None, chat, "offline", Recorder())
-    assert chat[-1]["content"].startswith("⚠️ Choose a JSON-lines, CSV or listing text file")
+# --- hostile papers ---------------------------------------------------------------------------
 
 
 def test_hostile_title_and_abstract_are_rendered_as_text(assistant: Assistant, tmp_path):
     ui = ChatUI(assistant)
-    ui.add_papers([str(write_evil_paper(tmp_path))], [], "offline", Recorder())
+    ui.add_papers([str(write_evil_paper(tmp_path))], [], False, "offline", Recorder())
     outputs = run(ui, "What is quokka sorting?")
     message, evidence = last_message(outputs), outputs[-1][1]
     answer = outputs[-1][3][0].answer
@@ -273,7 +408,9 @@ def test_hostile_title_and_abstract_are_rendered_as_text(assistant: Assistant, t
         assert "&lt;script&gt;" in shown and "&lt;img src=x" in shown
         assert 'href="javascript' not in shown
     assert "\\[stable\\](javascript:" in message  # no markdown link
-    assert evidence.count("<a ") == 0  # the javascript: url is not linked
+    # the javascript: url is not linked: the card offers the arXiv title search instead
+    links = re.findall(r'<a class="paper-link" href="([^"]*)"', evidence)
+    assert links and all(h.startswith("https://arxiv.org/search/?query=") for h in links)
 
 
 def test_evidence_placeholder_before_any_answer():
@@ -314,13 +451,54 @@ def test_client_gets_a_streamed_cited_answer(app_url):
     outputs = job.outputs() if job.result() else []
     assert len(outputs) >= 3  # retrieving, sentences, the checked answer
     message, evidence = final_chat(outputs[-1])
-    assert f"\\[1\\] {md_text(HYPER)}" in message
+    assert f"{cite_link(1, 1, HYPER)} {md_text(HYPER)}" in message
     assert f"[1] {html_text(HYPER)}" in evidence
     # a follow-up in the same session sees the first turn (kept in the server's gr.State)
-    message, _ = final_chat(
-        client.predict("How fast is it?", outputs[-1][0], 5, "offline", api_name="/ask")
+    follow_up = client.predict("How fast is it?", outputs[-1][0], 5, "offline", api_name="/ask")
+    message, _ = final_chat(follow_up)
+    assert "HyperAttention" in message and 'href="#card-2-1"' in message
+    # an empty chat starts over: the earlier turns no longer steer the question
+    message, evidence = final_chat(
+        client.predict("What is LoRA?", [], 5, "offline", api_name="/ask")
     )
-    assert "HyperAttention" in message
+    assert HYPER not in evidence and 'href="#card-1-1"' in message
+
+
+def test_ask_json_gives_scripts_plain_text_and_citations(app_url):
+    client = Client(app_url, verbose=False)
+    answer = client.predict(QUESTION, api_name="/ask_json")
+    assert answer["mode"] == "offline" and not answer["refused"]
+    assert "[1]" in answer["text"] and "\\[" not in answer["text"] and "<a" not in answer["text"]
+    assert answer["citations"][0] == {
+        "number": 1,
+        "title": HYPER,
+        "paper_id": answer["citations"][0]["paper_id"],
+    }
+    assert len(answer["sources"]) == 5
+    follow = client.predict("How fast is it?", [QUESTION], 3, "offline", api_name="/ask_json")
+    assert "HyperAttention" in follow["standalone_question"] and len(follow["sources"]) == 3
+    with pytest.raises(Exception, match="the question is empty"):
+        client.predict("  ", api_name="/ask_json")
+
+
+def readme_client_example() -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = re.search(r"^## Chat UI\n(.*?)(?=^## )", text, re.S | re.M).group(1)
+    blocks = re.findall(r"^```python\n(.*?)^```", section, re.S | re.M)
+    assert blocks, "README.md's Chat UI section has no gradio_client example"
+    return blocks[0]
+
+
+def test_readme_client_example_runs_as_written(app_url):
+    code = readme_client_example().replace("http://127.0.0.1:7860/", app_url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("Loaded as API")]
+    assert "[1]" in lines[0] and "\\[" not in lines[0]
+    assert f"[1] {SNAPKV}" in lines
+    assert "SnapKV" in lines[-1]  # the follow-up's standalone question names the paper
 
 
 def test_twenty_simultaneous_questions_are_all_answered(app_url):
@@ -340,7 +518,7 @@ def test_twenty_simultaneous_questions_are_all_answered(app_url):
     assert len(answers) == 20
     for answer in answers:
         assert answer.startswith("**Offline extractive**")
-        assert "\\[1\\]" in answer and "Error" not in answer
+        assert 'href="#card-1-1"' in answer and "Error" not in answer
 
 
 def test_auth_protects_the_app_and_share_is_never_opened(home: Path, monkeypatch):
@@ -386,7 +564,7 @@ def test_readme_command_starts_a_working_chat_on_a_fresh_home(tmp_path):
         client = Client(url, verbose=False)
         assert "530 papers" in client.predict("offline", api_name="/status")
         message, _ = final_chat(client.predict(QUESTION, [], 5, "offline", api_name="/ask"))
-        assert f"\\[1\\] {md_text(HYPER)}" in message
+        assert f"{cite_link(1, 1, HYPER)} {md_text(HYPER)}" in message
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

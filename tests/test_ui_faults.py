@@ -62,7 +62,7 @@ def test_hanging_endpoint_leaves_the_ui_responsive(hanging_app):
         time.sleep(0.05)
 
     answer = text_of(other.predict(QUESTION, [], 5, "offline", api_name="/ask"))
-    assert answer.startswith("**Offline extractive**") and "\\[1\\]" in answer
+    assert answer.startswith("**Offline extractive**") and 'href="#card-1-1"' in answer
     assert len(server.requests) == 1 and not stuck.done()  # still waiting meanwhile
 
     final = text_of(stuck.result(timeout=GUARD))

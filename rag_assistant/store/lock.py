@@ -1,25 +1,34 @@
 """The write lock: one process writes to an index at a time (``write.lock``, an advisory
 ``flock`` that the kernel releases when the holder dies, so a killed ingest leaves no stale
-lock behind)."""
+lock behind). The thread that holds it may take it again (a caller that must keep the
+index still across several steps, such as the UI placing an upload and ingesting it); any
+other thread or process gets :class:`IndexBusyError`."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IndexBusyError
 
 LOCK = "write.lock"
+_held = threading.local()  # the homes (resolved) whose lock this thread holds
 
 
 @contextlib.contextmanager
 def writing(home: Path) -> Iterator[None]:
     """Hold the write lock of the index in ``home``, or raise :class:`IndexBusyError` at
-    once naming the process that holds it."""
+    once naming the process that holds it. Reentrant for the thread that holds it."""
     home.mkdir(parents=True, exist_ok=True)
+    key = str(home.resolve())
+    held: set[str] = _held.__dict__.setdefault("homes", set())
+    if key in held:
+        yield
+        return
     handle = open(home / LOCK, "a+")  # noqa: SIM115 - held for the whole block
     try:
         try:
@@ -35,7 +44,11 @@ def writing(home: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        yield
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
     finally:
         with contextlib.suppress(OSError):
             handle.seek(0)
