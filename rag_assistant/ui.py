@@ -372,7 +372,7 @@ def answer_evidence(answer: Answer, turn: int) -> str:
         spans = sorted({span for c in claims for span in evidence_spans(c.text, abstract)})
         items = "".join(
             f'<li class="{"supported" if c.supported else "unsupported"}">'
-            f"{'✓' if c.supported else '⚠️ not supported:'} "
+            f"{claim_label(c, citation.number)} "
             f"{linked(c.text, turn, titles, html_text)}</li>"
             for c in claims
         )
@@ -389,6 +389,17 @@ def answer_evidence(answer: Answer, turn: int) -> str:
             f"{_highlight(abstract, spans)}</p></details></div>"
         )
     return "".join(cards)
+
+
+def claim_label(claim, number: int) -> str:
+    """What a claim's check means, said plainly: an offline quote is "quoted from [n]" (a
+    quote is in its abstract by construction; what matters is whether it holds the
+    question's words), a judged claim "✓ supported" or "⚠️ not supported"."""
+    if claim.basis == "quoted":
+        if claim.addresses is False:
+            return f"quoted from [{number}], without the question's words:"
+        return f"quoted from [{number}]:"
+    return "✓" if claim.supported else "⚠️ not supported:"
 
 
 def evidence_html(turns: Sequence[Turn] | None) -> str:

@@ -571,3 +571,15 @@ def test_readme_command_starts_a_working_chat_on_a_fresh_home(tmp_path):
     assert "ingesting the bundled sample corpus" in out
     assert f"The chat UI is at {url} (answers: offline extractive)" in out
     assert "share=True" not in out  # gradio's public-link hint is not printed
+
+
+def test_offline_claims_show_as_quotes_not_as_verified(assistant: Assistant):
+    """Offline, a quoted sentence is in its abstract by construction: the card says where it
+    is quoted from, never ✓ (which keeps its meaning for a model's checked claims)."""
+    ui = ChatUI(assistant)
+    outputs = run(ui, "How does SnapKV compress the KV cache?")
+    evidence = outputs[-1][1]
+    answer = outputs[-1][3][-1].answer
+    assert answer.claims and {c.basis for c in answer.claims} == {"quoted"}
+    assert "quoted from [1]" in evidence
+    assert "✓" not in evidence
