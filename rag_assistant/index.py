@@ -12,14 +12,14 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store import maintenance
 from .store.ingest import ingest
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
-from .types import IndexStatus, IngestReport, Problem, Progress, no_progress
+from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_progress
 
 
 class Index(Store):
@@ -45,6 +45,7 @@ class Index(Store):
             except FileNotFoundError:
                 stamp = None
             if self._manifest is None or stamp != self._manifest_stamp:
+                self.reopen_catalog_if_replaced()  # a rebuild switched catalogs too
                 self._manifest = self.read_manifest()
                 self._manifest_stamp = stamp
                 self._lexical = None
@@ -111,7 +112,16 @@ class Index(Store):
         if embedder is None:
             return []
         vector = embedder.embed_query(text, extra_terms)
-        return self.vectors.query(manifest.chroma.collection, vector, n)
+        name = manifest.chroma.collection
+        try:
+            return self.vectors.query(name, vector, n)
+        except VectorStoreError:
+            if self.vectors.has_collection(name):
+                raise
+            raise IndexCorruptError(
+                f"the Chroma collection {name!r} that {self.manifest_path} names is missing; "
+                "run `rag-assistant index check --repair` (embeds every chunk again)"
+            ) from None
 
     def status(self) -> IndexStatus:
         manifest = self.manifest()
@@ -132,6 +142,7 @@ class Index(Store):
             pending_vectors=self.catalog.pending_count() if self.has_catalog() else 0,
             lexical_stale=manifest is not None and manifest.lexical.generation != generation,
             sources=len(manifest.sources) if manifest else 0,
+            interrupted=maintenance.interrupted(self),
         )
 
     # --- writing (done by rag_assistant.store) --------------------------------------------------
@@ -156,5 +167,10 @@ class Index(Store):
     def repair(self, progress: Progress = no_progress) -> list[Problem]:
         return maintenance.repair(self, progress)
 
-    def rebuild(self, progress: Progress = no_progress) -> IngestReport:
-        return maintenance.rebuild(self, progress)
+    def resume(self, progress: Progress = no_progress) -> Recovery:
+        return maintenance.resume(self, progress)
+
+    def rebuild(
+        self, progress: Progress = no_progress, *, allow_shrink: bool = False
+    ) -> IngestReport:
+        return maintenance.rebuild(self, progress, allow_shrink=allow_shrink)

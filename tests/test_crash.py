@@ -24,7 +24,7 @@ import pytest
 from rag_assistant import Assistant
 from rag_assistant.corpus import ReadLog, bundled_corpus_dir, parse_paths, read_listing
 from rag_assistant.errors import IndexCorruptError
-from rag_assistant.faults import POINTS
+from rag_assistant.faults import INGEST_POINTS
 from rag_assistant.index import Index
 from rag_assistant.settings import Settings
 from rag_assistant.types import Problem
@@ -187,25 +187,22 @@ def kill_then_resume(home: Path, files: list[Path], failpoints: tuple[str, ...])
 
 # --- killed ingests ---------------------------------------------------------------------
 
-INCREMENTAL = [(p,) for p in POINTS]
+INCREMENTAL = [(p,) for p in INGEST_POINTS]
 
 
-@pytest.fixture(scope="module")
-def base_ab(tmp_path_factory) -> Path:
-    """An index of A and B (before the revision), built by one uninterrupted ingest."""
-    root = tmp_path_factory.mktemp("base-ab")
-    files = write_files(root / "papers", revised=False, with_c=False)
-    Assistant(Settings(home=root / "home")).ingest(files)
-    return root / "home"
+def base_ab(folder: Path, home: Path) -> None:
+    """An index of A and B (before the revision) in ``home``, built by one uninterrupted
+    ingest of the files in ``folder`` (a revision is a change of the file a paper came from:
+    a file elsewhere with another abstract does not replace it)."""
+    files = write_files(folder, revised=False, with_c=False)
+    Assistant(Settings(home=home)).ingest(files)
 
 
 @pytest.mark.parametrize("failpoints", INCREMENTAL, ids="+".join)
-def test_incremental_ingest_killed_is_completed_by_the_next(
-    failpoints, base_ab, reference, tmp_path
-):
+def test_incremental_ingest_killed_is_completed_by_the_next(failpoints, reference, tmp_path):
     """A+B indexed; then A (one abstract revised) + B + C is ingested and killed."""
     home = tmp_path / "home"
-    shutil.copytree(base_ab, home)
+    base_ab(tmp_path / "papers", home)
     files = write_files(tmp_path / "papers", revised=True, with_c=True)
 
     for point in failpoints:
@@ -251,7 +248,7 @@ def test_ingest_killed_while_refitting_is_completed_by_the_next(reference, tmp_p
     """A alone indexed; A' + B + C more than doubles it, so the dense model is refitted into a
     new collection, and the ingest is killed while that collection fills."""
     home = tmp_path / "home"
-    base = write_files(tmp_path / "base", revised=False, with_c=False)[:1]
+    base = write_files(tmp_path / "papers", revised=False, with_c=False)[:1]
     assert run(home, "ingest", str(base[0])).returncode == 0
     files = write_files(tmp_path / "papers", revised=True, with_c=True)
     kill_then_resume(home, files, ("ingest:during-embedding",))
@@ -289,7 +286,7 @@ DAMAGE = {
     "lexical-scores-damaged": (
         lambda h: _garble(_damage_lexical_file(h, "data.csc.index.npy")),
         "lexical index",
-        "rebuild",
+        "check --repair",
     ),
     "catalog-missing": (
         lambda h: [p.unlink() for p in h.glob("catalog.sqlite3*")],

@@ -316,10 +316,15 @@ def test_a_second_writer_is_told_the_index_is_busy(small, corpus_dir):
         )
         with pytest.raises(IndexBusyError):
             small.repair()
-        assert assert_consistent(small) == before  # the index is intact
+        assert state(small) == before  # the index is intact
+        # a check while another process writes says so, instead of calling the chunks that
+        # process has not finished problems
+        with pytest.raises(IndexBusyError, match=f"pid {holder.pid} is writing"):
+            small.check()
     finally:
         holder.stdin.close()
         assert holder.wait(timeout=60) == 0
+    assert assert_consistent(small) == before
 
     # the lock went with the process: the next writer goes ahead
     assert small.ingest([corpus_dir]).updated == 1

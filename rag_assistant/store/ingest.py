@@ -18,6 +18,7 @@ from ..text.terms import terms as analyze
 from ..types import IngestReport, Paper, Progress, no_progress
 from .chunking import Chunker
 from .parts import Store
+from .switch import finish_switch
 from .sync import sync
 
 BATCH_PAPERS = 1000
@@ -36,8 +37,11 @@ def ingest(
     longer hold. Raises before writing anything when a path is missing or unsupported."""
     started = time.perf_counter()
     files = corpus.discover(paths)  # missing / unsupported paths fail before the lock
+    for path in files:  # and files too large (what a .gz expands to), before anything is read
+        corpus.check_file(path, store.settings.limits)
     report = IngestReport(files=len(files))
     with store.writing():
+        finish_switch(store)  # a rebuild stopped half-way through switching to its parts
         store.begin_write()
         log = corpus.ReadLog()
         limits = store.settings.limits
@@ -105,9 +109,12 @@ def ingest_batch(
     known = store.catalog.paper_hashes([p.paper_id for p in batch])
     upserts: list = []
     add_sources: list[tuple[str, str]] = list(more_sources)
+    kept = _kept_originals(store, batch, known, report)
     for paper in batch:
         old = known.get(paper.paper_id)
-        if old is None or old[0] != paper.content_hash:
+        if paper.paper_id in kept:
+            report.unchanged += 1
+        elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
             upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
             if old is None:
@@ -123,6 +130,39 @@ def ingest_batch(
     failpoint("ingest:after-chunking")
     store.catalog.apply(upsert=upserts, add_sources=add_sources)
     failpoint("ingest:after-catalog")
+
+
+def _kept_originals(
+    store: Store, batch: list[Paper], known: dict[str, tuple[str, str]], report: IngestReport
+) -> set[str]:
+    """The papers of ``batch`` whose indexed text stays as it is: their title or abstract
+    differs from the indexed paper of the same id, and the entry comes from another source
+    than the indexed one's while one of those still exists. An upload never silently
+    rewrites a bundled paper: a paper changes through a file it came from (or when none of
+    them is left), and either way the report says whose text won."""
+    changed = [p for p in batch if p.paper_id in known and known[p.paper_id][0] != p.content_hash]
+    if not changed:
+        return set()
+    indexed = store.catalog.sources_of([p.paper_id for p in changed])
+    kept: set[str] = set()
+    for paper in changed:
+        theirs = indexed.get(paper.paper_id, [])
+        if not theirs or set(paper.sources) & set(theirs):
+            continue  # a revision of the file it came from
+        names = ", ".join(theirs)
+        if any(map(corpus.source_exists, theirs)):
+            kept.add(paper.paper_id)
+            report.warnings.append(
+                f"{paper.title!r} in {paper.sources[0]} differs from the indexed paper of the "
+                f"same title (from {names}); kept the indexed one: a paper changes only "
+                "through a file it came from"
+            )
+        else:
+            report.warnings.append(
+                f"{paper.title!r} in {paper.sources[0]} replaced the indexed paper of the "
+                f"same title, whose file ({names}) is gone"
+            )
+    return kept
 
 
 def _update_sources(

@@ -31,15 +31,17 @@ def writing(home: Path) -> Iterator[None]:
                 f"the index in {home} is busy: {holder} is writing to it; try again when it "
                 "has finished"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        with contextlib.suppress(OSError):
+        try:
             handle.seek(0)
             handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:  # only the holder clears its pid (a refused writer leaves it for the next)
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+    finally:
         handle.close()  # releases the lock
 
 
