@@ -120,7 +120,8 @@ class Index(Store):
                 raise
             raise IndexCorruptError(
                 f"the Chroma collection {name!r} that {self.manifest_path} names is missing; "
-                "run `rag-assistant index check --repair` (embeds every chunk again)"
+                "run `rag-assistant index check --repair` (brings the manifest and Chroma back "
+                "in line with the catalog)"
             ) from None
 
     def status(self) -> IndexStatus:
