@@ -88,7 +88,7 @@ def ingest(
         report.entries = log.entries
         report.skipped = log.skipped
         report.filtered = log.filtered
-        report.warnings = log.warnings
+        report.warnings = [*log.warnings, *report.warnings]  # the batches' come after
         _update_sources(store, held_by, report, prune=prune)
         report.stages["catalog"] = time.perf_counter() - started
         sync(store, progress, report)
@@ -114,6 +114,8 @@ def ingest_batch(
         old = known.get(paper.paper_id)
         if paper.paper_id in kept:
             report.unchanged += 1
+            if not kept[paper.paper_id]:  # the same text: this source holds it too
+                add_sources.extend((paper.paper_id, s) for s in paper.sources)
         elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
             upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
@@ -134,35 +136,41 @@ def ingest_batch(
 
 def _kept_originals(
     store: Store, batch: list[Paper], known: dict[str, tuple[str, str]], report: IngestReport
-) -> set[str]:
-    """The papers of ``batch`` whose indexed text stays as it is: their title or abstract
-    differs from the indexed paper of the same id, and the entry comes from another source
-    than the indexed one's while one of those still exists. An upload never silently
-    rewrites a bundled paper: a paper changes through a file it came from (or when none of
-    them is left), and either way the report says whose text won."""
-    changed = [p for p in batch if p.paper_id in known and known[p.paper_id][0] != p.content_hash]
+) -> dict[str, bool]:
+    """The papers of ``batch`` that stay as they are indexed although the entry differs:
+    the entry comes from another source than the indexed paper's while one of those still
+    exists. {paper id: whether the text differs (else only the metadata)}. An upload never
+    silently rewrites a bundled paper: a paper changes through a file it came from (or when
+    none of them is left), and when the text differs the report says whose text won."""
+    changed = [p for p in batch if p.paper_id in known and known[p.paper_id] != _hashes(p)]
     if not changed:
-        return set()
+        return {}
     indexed = store.catalog.sources_of([p.paper_id for p in changed])
-    kept: set[str] = set()
+    kept: dict[str, bool] = {}
     for paper in changed:
         theirs = indexed.get(paper.paper_id, [])
         if not theirs or set(paper.sources) & set(theirs):
             continue  # a revision of the file it came from
+        text_differs = known[paper.paper_id][0] != paper.content_hash
         names = ", ".join(theirs)
         if any(map(corpus.source_exists, theirs)):
-            kept.add(paper.paper_id)
-            report.warnings.append(
-                f"{paper.title!r} in {paper.sources[0]} differs from the indexed paper of the "
-                f"same title (from {names}); kept the indexed one: a paper changes only "
-                "through a file it came from"
-            )
-        else:
+            kept[paper.paper_id] = text_differs
+            if text_differs:
+                report.warnings.append(
+                    f"{paper.title!r} in {paper.sources[0]} differs from the indexed paper of "
+                    f"the same title (from {names}); kept the indexed one: a paper changes "
+                    "only through a file it came from"
+                )
+        elif text_differs:
             report.warnings.append(
                 f"{paper.title!r} in {paper.sources[0]} replaced the indexed paper of the "
                 f"same title, whose file ({names}) is gone"
             )
     return kept
+
+
+def _hashes(paper: Paper) -> tuple[str, str]:
+    return paper.content_hash, paper.meta_hash
 
 
 def _update_sources(
