@@ -304,8 +304,9 @@ class _BoundedReader(io.RawIOBase):
 
 def _too_many_bytes(path: Path, limit: int) -> UploadTooLargeError:
     compressed = " (uncompressed)" if _compressed(path) else ""
+    amount = f"{limit / 2**20:,.0f} MiB" if limit >= 2**20 else f"{limit:,} bytes"
     return UploadTooLargeError(
-        f"{path}: holds more than {limit / 2**20:,.0f} MiB{compressed}, the limit "
+        f"{path}: holds more than {amount}{compressed}, the limit "
         "(RAG_ASSISTANT_LIMITS__MAX_FILE_BYTES); nothing of it was ingested"
     )
 
@@ -381,27 +382,36 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> EncodingError:
     )
 
 
-def _bounded_lines(handle: io.TextIOBase, limit: int) -> Iterator[str | int]:
-    """The lines of ``handle``; a line longer than ``limit`` characters is skipped without
-    being held and its length given instead (an int)."""
+@dataclass(frozen=True)
+class _LongLine:
+    """A line longer than the limit: its first ``limit`` characters and its length (the rest
+    was read past, never held)."""
+
+    head: str
+    length: int
+
+
+def _bounded_lines(handle: io.TextIOBase, limit: int) -> Iterator[str | _LongLine]:
+    """The lines of ``handle``; one longer than ``limit`` characters comes as a
+    :class:`_LongLine`."""
     while line := handle.readline(limit + 1):
         yield _whole_line(handle, line, limit)
 
 
-def _whole_line(handle: io.TextIOBase, line: str, limit: int) -> str | int:
+def _whole_line(handle: io.TextIOBase, line: str, limit: int) -> str | _LongLine:
     """``line`` (as read with ``readline(limit + 1)``) when it is whole; when it is the start
-    of a longer line, the rest of that line is read past and its length returned."""
+    of a longer line, the rest of that line is read past."""
     if len(line) <= limit or line.endswith(("\n", "\r")):
         return line
     length = len(line)
     while (more := handle.readline(1 << 20)) and not more.endswith(("\n", "\r")):
         length += len(more)
-    return length + len(more)
+    return _LongLine(line[:limit], length + len(more))
 
 
-def _lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, str | int]]:
+def _lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, str | _LongLine]]:
     """(line number, line) pairs, decoding UTF-8 strictly with a message that says where;
-    a line longer than ``limits.max_line_chars`` comes as its length (an int)."""
+    a line longer than ``limits.max_line_chars`` comes as a :class:`_LongLine`."""
     with _open_text(path, limits.max_file_bytes) as handle:
         try:
             for lineno, line in enumerate(_bounded_lines(handle, limits.max_line_chars), 1):
@@ -419,10 +429,7 @@ def _check_size(path: Path, max_bytes: int) -> None:
     if size == 0:
         raise EmptySourceError(f"{path}: the file is empty")
     if size > max_bytes:
-        raise UploadTooLargeError(
-            f"{path}: {size / 2**20:.0f} MiB is larger than the limit of "
-            f"{max_bytes / 2**20:.0f} MiB (RAG_ASSISTANT_LIMITS__MAX_FILE_BYTES)"
-        )
+        raise _too_many_bytes(path, max_bytes)
 
 
 def _bounded(text: str, limit: int, what: str, where: str, warnings: list[str]) -> str:
@@ -497,9 +504,12 @@ def read_listing(
     date: str | None = None
     content: list[tuple[int, str, str | None]] = []  # (line number, text, listing date)
     for lineno, raw in _lines(path, limits):
-        if isinstance(raw, int):
-            log.skipped.append(Skipped(source, lineno, _line_too_long(raw, limits)))
-            continue
+        if isinstance(raw, _LongLine):  # abstract text: its start is read, like a long abstract
+            log.warnings.append(
+                f"{source}:{lineno}: {_line_too_long(raw.length, limits)}; read its first "
+                f"{limits.max_line_chars:,}"
+            )
+            raw = raw.head
         line = clean_text(raw)
         if not line:
             continue
@@ -719,8 +729,8 @@ def _json_records(path: Path, limits: ReadLimits) -> Iterator[tuple[int, object 
             first = _whole_line(handle, head, limits.max_line_chars)
             rest = _bounded_lines(handle, limits.max_line_chars)
             for number, line in enumerate(itertools.chain([first], rest), lineno):
-                if isinstance(line, int):
-                    yield number, _TooLarge(_line_too_long(line, limits))
+                if isinstance(line, _LongLine):
+                    yield number, _TooLarge(_line_too_long(line.length, limits))
                 elif line.strip():
                     yield number, _json_line(line)
         except UnicodeDecodeError as exc:
@@ -773,8 +783,8 @@ def _csv_records(path: Path, limits: ReadLimits) -> Iterator[tuple[int, object |
 
     def lines(handle: io.TextIOBase) -> Iterator[str]:
         for line in _bounded_lines(handle, limits.max_line_chars):
-            if isinstance(line, int):
-                too_long.append((reader.line_num + 1, line))
+            if isinstance(line, _LongLine):
+                too_long.append((reader.line_num + 1, line.length))
                 line = "\n"  # an empty row, which the reader skips
             yield line
 

@@ -207,19 +207,7 @@ def stdout_and_err(done: subprocess.CompletedProcess) -> str:
     return done.stdout + done.stderr[-3000:]
 
 
-def without_root_bypass() -> list[str]:
-    """A command prefix under which permission bits apply: root reads a file of mode 000,
-    so as root the command runs without the capabilities that let it (CAP_DAC_OVERRIDE,
-    CAP_DAC_READ_SEARCH), through util-linux's ``setpriv``."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: file permissions cannot be made to apply")
-    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
-
-
-def test_an_unreadable_catalog_is_named_as_such_and_never_deleted(home):
+def test_an_unreadable_catalog_is_named_as_such_and_never_deleted(home, no_root_bypass):
     """Permission denied is not damage: named as such, and nothing is changed or deleted."""
     catalog = home / "catalog.sqlite3"
     content = catalog.read_bytes()
@@ -228,7 +216,7 @@ def test_an_unreadable_catalog_is_named_as_such_and_never_deleted(home):
     try:
         for args in (["ask", "--no-stream", QUESTION], ["index", "check"], ["index", "rebuild"]):
             done = subprocess.run(
-                [*without_root_bypass(), sys.executable, "-m", "rag_assistant.cli", *args],
+                [*no_root_bypass, sys.executable, "-m", "rag_assistant.cli", *args],
                 capture_output=True,
                 text=True,
                 env=environment,
@@ -244,20 +232,6 @@ def test_an_unreadable_catalog_is_named_as_such_and_never_deleted(home):
         catalog.chmod(0o644)
     assert catalog.read_bytes() == content
     assert not (home / "rebuild").exists() and not (home / "catalog.damaged.sqlite3").exists()
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A small tmpfs mounted for the test (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (to make a read-only or a full disk)")
-    point = tmp_path / "mnt"
-    point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(point)])
-    if mounted.returncode != 0:
-        pytest.skip("mount -t tmpfs failed (no CAP_SYS_ADMIN in this container)")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def test_a_read_only_index_is_named_as_such_and_nothing_is_changed(indexed, tmpfs):

@@ -168,7 +168,7 @@ class Store:
             with lock.writing(self.home):
                 yield
         except OSError as exc:
-            typed = storage_error(exc)
+            typed = storage_error(exc, exc.filename or self.home)
             if typed is None:
                 raise
             raise typed from exc

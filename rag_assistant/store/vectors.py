@@ -6,6 +6,7 @@ embedding function (which downloads an ONNX model) is never used.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,20 +32,33 @@ def _chroma_errors(*, connecting: bool = False) -> tuple[type[BaseException], ..
     return (*errors, ValueError) if connecting else errors
 
 
-def _failed(doing: str, exc: BaseException) -> StorageError:
+def _failed(doing: str, exc: BaseException, path: Path | None = None) -> StorageError:
     """The error for a failed call into Chroma: a full disk or a read-only file system as
-    their typed errors, anything else as :class:`VectorStoreError`."""
+    their typed errors, anything else as :class:`VectorStoreError`. ``path``: the embedded
+    store's folder (Chroma does not always say that its disk is full: "Error in compaction";
+    the disk is asked)."""
     if isinstance(exc, OSError):
-        typed = storage_error(exc)
+        typed = storage_error(exc, path)
         if typed is not None:
             return typed
     text = str(exc)
-    if "disk is full" in text or "No space left" in text:
+    if "disk is full" in text or "No space left" in text or _nearly_full(path):
+        where = f" holding {path}" if path else ""
         return DiskFullError(
-            f"{doing} failed: the disk is full ({text}); free some space and try again: what "
-            "was already stored is kept, and the next try completes the work"
+            f"{doing} failed: the disk{where} is full ({text}); free some space and try "
+            "again: what was already stored is kept, and the next try completes the work"
         )
     return VectorStoreError(f"{doing} failed: {exc}")
+
+
+def _nearly_full(path: Path | None) -> bool:
+    """Whether the disk holding ``path`` has less than 1 MiB left."""
+    if path is None:
+        return False
+    try:
+        return shutil.disk_usage(path).free < 2**20
+    except OSError:
+        return False
 
 
 def _damaged(text: str) -> bool:
@@ -122,7 +136,9 @@ class VectorStore:
             else:
                 coll = self.client.get_collection(name, embedding_function=None)
         except _chroma_errors() as exc:
-            raise _failed(f"opening the Chroma collection {name!r} ({self.where})", exc) from exc
+            raise _failed(
+                f"opening the Chroma collection {name!r} ({self.where})", exc, self.path
+            ) from exc
         self._collections[name] = coll
         return coll
 
@@ -133,7 +149,7 @@ class VectorStore:
         try:
             names = self.client.list_collections()
         except _chroma_errors() as exc:
-            raise _failed(f"reading Chroma ({self.where})", exc) from exc
+            raise _failed(f"reading Chroma ({self.where})", exc, self.path) from exc
         return [c if isinstance(c, str) else c.name for c in names]
 
     def drop(self, name: str) -> None:
@@ -164,7 +180,7 @@ class VectorStore:
             try:
                 coll.upsert(ids=list(ids[start:end]), embeddings=vectors[start:end], **extra)
             except _chroma_errors() as exc:
-                raise _failed(f"writing to Chroma ({self.where})", exc) from exc
+                raise _failed(f"writing to Chroma ({self.where})", exc, self.path) from exc
 
     def delete(self, name: str, ids: Sequence[str]) -> None:
         if not ids:
@@ -174,7 +190,7 @@ class VectorStore:
             try:
                 coll.delete(ids=list(ids[start : start + self.max_batch]))
             except _chroma_errors() as exc:
-                raise _failed(f"deleting from Chroma ({self.where})", exc) from exc
+                raise _failed(f"deleting from Chroma ({self.where})", exc, self.path) from exc
 
     def ids(self, name: str) -> set[str]:
         """Every id in the collection (paged); a missing collection raises."""
@@ -185,7 +201,7 @@ class VectorStore:
             try:
                 page = coll.get(include=[], limit=self.max_batch, offset=offset)
             except _chroma_errors() as exc:
-                raise _failed(f"reading Chroma ({self.where})", exc) from exc
+                raise _failed(f"reading Chroma ({self.where})", exc, self.path) from exc
             out.update(page["ids"])
             if len(page["ids"]) < self.max_batch:
                 return out
@@ -195,7 +211,7 @@ class VectorStore:
         try:
             return self.collection(name, create=True).count()
         except _chroma_errors() as exc:
-            raise _failed(f"reading Chroma ({self.where})", exc) from exc
+            raise _failed(f"reading Chroma ({self.where})", exc, self.path) from exc
 
     def query(self, name: str, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine similarity) of the ``n`` nearest chunks, best first."""
@@ -205,7 +221,7 @@ class VectorStore:
                 query_embeddings=vector[None, :], n_results=n, include=["distances"]
             )
         except _chroma_errors() as exc:
-            raise _failed(f"querying Chroma ({self.where})", exc) from exc
+            raise _failed(f"querying Chroma ({self.where})", exc, self.path) from exc
         ids = result["ids"][0]
         distances = result["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
@@ -224,4 +240,4 @@ def _open_failed(path: Path, exc: BaseException) -> StorageError:
     found = why_unusable(path / "chroma.sqlite3") if path.is_dir() else None
     if found is not None:
         return found
-    return _failed(f"opening the Chroma store in {path}", exc)
+    return _failed(f"opening the Chroma store in {path}", exc, path)
