@@ -344,7 +344,7 @@ def test_check_finds_and_repair_restores_a_missing_chroma_chunk(small):
     (problem,) = small.check()
     assert (problem.part, problem.message) == (
         "chroma",
-        "1 chunk(s) of the catalog missing from Chroma",
+        "1 chunk(s) of the catalog missing from Chroma; run `rag-assistant index check --repair`",
     )
     assert [p.message for p in small.repair()] == [problem.message]
     assert_consistent(small)
@@ -362,7 +362,7 @@ def test_check_finds_and_repair_removes_a_stray_chroma_chunk_and_a_lost_bm25(sma
     for f in (small.settings.home / manifest.lexical.dir).iterdir():
         f.unlink()
 
-    found = sorted((p.part, p.message.split(" (")[0]) for p in small.check())
+    found = sorted((p.part, p.message.split(" (")[0].split(";")[0]) for p in small.check())
     assert found == [
         ("chroma", "1 chunk(s) in Chroma that the catalog does not hold"),
         (
@@ -387,7 +387,10 @@ def test_index_check_and_repair_from_the_command_line(small, monkeypatch):
 
     found = cli()
     assert found.returncode == 1, found.stderr
-    assert found.stdout == "chroma: 1 chunk(s) of the catalog missing from Chroma\n"
+    assert found.stdout == (
+        "chroma: 1 chunk(s) of the catalog missing from Chroma; "
+        "run `rag-assistant index check --repair`\n"
+    )
     fixed = cli("--repair")
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.splitlines()[-1] == "repaired"

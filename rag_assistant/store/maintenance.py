@@ -178,11 +178,16 @@ def _check_chroma(store: Store, dense, in_catalog: set[str]) -> list[Problem]:
     problems = []
     if extra:
         problems.append(
-            Problem("chroma", f"{len(extra)} chunk(s) in Chroma that the catalog does not hold")
+            Problem(
+                "chroma",
+                f"{len(extra)} chunk(s) in Chroma that the catalog does not hold; {REPAIR}",
+            )
         )
     if missing:
         problems.append(
-            Problem("chroma", f"{len(missing)} chunk(s) of the catalog missing from Chroma")
+            Problem(
+                "chroma", f"{len(missing)} chunk(s) of the catalog missing from Chroma; {REPAIR}"
+            )
         )
     return problems
 
