@@ -41,6 +41,7 @@ from .types import (
     IngestReport,
     Problem,
     Progress,
+    Recovery,
     Source,
     Status,
     Turn,
@@ -199,8 +200,21 @@ class Assistant:
     def repair(self, *, progress: Progress = no_progress) -> list[Problem]:
         return self.index.repair(progress)
 
-    def rebuild(self, *, progress: Progress = no_progress) -> IngestReport:
-        return self.index.rebuild(progress)
+    def rebuild(
+        self, *, progress: Progress = no_progress, allow_shrink: bool = False
+    ) -> IngestReport:
+        """Re-chunk and re-embed every paper with the current settings, into a new index
+        that replaces the old one only once it is complete and verified (from the source
+        files the manifest lists when the catalog is lost or damaged; with fewer papers
+        than the index holds only with ``allow_shrink``)."""
+        return self.index.rebuild(progress, allow_shrink=allow_shrink)
+
+    def resume_interrupted(self, *, progress: Progress = no_progress) -> Recovery:
+        """Complete what an interrupted ingest left undone (chunks without vectors, a stale
+        BM25 index, no manifest) or the switch of an interrupted rebuild. Cheap when
+        nothing was interrupted; the CLI calls it before answering and the UI before it
+        serves. See :class:`~rag_assistant.types.Recovery` for what it returns."""
+        return self.index.resume(progress)
 
     def _ensure_index(self) -> str | None:
         """Ingest the bundled corpus into an empty index (once); returns the notice."""

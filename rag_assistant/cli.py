@@ -162,11 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="inspect, check, repair or rebuild the index",
         description="status: what the index holds. check: compare catalog, Chroma, lexical "
-        "index and manifest (--repair brings them back in line). rebuild: re-chunk and "
-        "re-embed everything with the current settings.",
+        "index, dense model and manifest, naming each damaged or missing part and the "
+        "command that fixes it (--repair brings them back in line with the catalog). "
+        "rebuild: re-chunk and re-embed everything with the current settings, into a new "
+        "index that replaces the old one only when it is complete and verified (from the "
+        "source files the manifest lists when the catalog is lost or damaged).",
     )
     p.add_argument("action", choices=["status", "check", "rebuild"])
     p.add_argument("--repair", action="store_true", help="with check: fix what it finds")
+    p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="with rebuild: go ahead even when the rebuilt index would hold fewer papers "
+        "(source files missing); without it such a rebuild stops and names them",
+    )
     p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = sub.add_parser(
@@ -353,6 +362,21 @@ def _progress(
         yield progress
 
 
+def _resume(assistant) -> None:
+    """Complete what an interrupted ingest (or rebuild) left, before a command reads the
+    index, and say so on stderr."""
+    from .errors import RagAssistantError
+
+    try:
+        with _progress() as progress:
+            recovery = assistant.resume_interrupted(progress=progress)
+    except RagAssistantError as exc:  # the command itself names a damaged part
+        print(f"warning: an interrupted ingest could not be completed: {exc}", file=sys.stderr)
+        return
+    if recovery.state != "none":
+        print(f"note: {recovery.message}", file=sys.stderr)
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from .assistant import Assistant
     from .corpus import bundled_corpus_dir
@@ -385,6 +409,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from .types import Final, Status, TextDelta
 
     assistant = Assistant(_settings(args))
+    _resume(assistant)
     if args.json:
         answer = assistant.ask(args.question, k=args.k)
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
@@ -406,7 +431,9 @@ def _cmd_ask(args: argparse.Namespace) -> int:
 def _cmd_retrieve(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
-    sources = Assistant(_settings(args)).retrieve(args.question, k=args.k)
+    assistant = Assistant(_settings(args))
+    _resume(assistant)
+    sources = assistant.retrieve(args.question, k=args.k)
     if args.json:
         print(json.dumps([s.to_dict() for s in sources], indent=2, ensure_ascii=False))
         return 0
@@ -432,7 +459,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if args.action == "check":
         return _check(assistant, repair=args.repair, as_json=args.json)
     with _progress() as progress:
-        report = assistant.rebuild(progress=progress)
+        report = assistant.rebuild(progress=progress, allow_shrink=args.allow_shrink)
+    for warning in report.warnings[:20]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"rebuilt: {report.papers} papers in {report.chunks} chunks ({report.seconds:.1f} s)")
     return 0
 
@@ -506,6 +535,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             )
         else:
             assistant = Assistant(settings, judge=judge)
+            _resume(assistant)
         report = run_eval(
             assistant,
             items,
@@ -559,6 +589,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
     assistant = Assistant(_settings(args))
+    _resume(assistant)
     if assistant.index.is_empty() and assistant.settings.auto_ingest_bundled:
         print("The index is empty: ingesting the bundled sample corpus...", file=sys.stderr)
         with _progress() as progress:

@@ -27,10 +27,12 @@ import json
 import logging
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import (
     EmptySourceError,
@@ -38,6 +40,7 @@ from .errors import (
     MalformedRecordError,
     MissingPathError,
     NoEntriesError,
+    UnreadableSourceError,
     UnsupportedFileError,
     UploadTooLargeError,
 )
@@ -61,14 +64,20 @@ DEFAULT_MAX_ABSTRACT_CHARS = 20_000
 
 @dataclass(frozen=True)
 class ReadLimits:
-    """Bounds on what is read (ingest takes them from ``settings.limits``):
-    ``max_title_chars``, a listing line longer than this is abstract text, never a title, and
-    a record's title may be at most three times as long; ``max_abstract_chars``, longer
-    abstracts are cut and reported; ``max_file_bytes``, larger files are refused."""
+    """Bounds on what is read (ingest takes them from ``settings.limits``, whose fields
+    describe them): a title's length, an abstract's (cut and reported), a url's and a
+    date's (dropped and reported) and an author list's (cut and reported); a line's (a
+    longer record is refused); a file's bytes — what a compressed file expands to — and
+    lines (a larger file is refused before anything is read)."""
 
     max_title_chars: int = TITLE_MAX_CHARS
     max_abstract_chars: int = DEFAULT_MAX_ABSTRACT_CHARS
+    max_url_chars: int = 2_000
+    max_date_chars: int = 64
+    max_authors_chars: int = 20_000
+    max_line_chars: int = 16_000_000
     max_file_bytes: int = 2**40
+    max_file_lines: int = 2**40
 
 
 _CHROME_EXACT = {
@@ -271,9 +280,83 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
 # --- reading ---------------------------------------------------------------------------
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+class _BoundedReader(io.RawIOBase):
+    """The bytes of a file (a gzip file's decompressed bytes), refused past ``limit``: a
+    small compressed file can expand to gigabytes."""
+
+    def __init__(self, raw: BinaryIO, path: Path, limit: int) -> None:
+        self._raw, self._path, self._limit, self.total = raw, path, limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto1(buffer)  # what is there: a pipe is not waited on to fill it
+        self.total += n
+        if self.total > self._limit:
+            raise _too_many_bytes(self._path, self._limit)
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _too_many_bytes(path: Path, limit: int) -> UploadTooLargeError:
+    compressed = " (uncompressed)" if _compressed(path) else ""
+    amount = f"{limit / 2**20:,.0f} MiB" if limit >= 2**20 else f"{limit:,} bytes"
+    return UploadTooLargeError(
+        f"{path}: holds more than {amount}{compressed}, the limit "
+        "(RAG_ASSISTANT_LIMITS__MAX_FILE_BYTES); nothing of it was ingested"
+    )
+
+
+def _compressed(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
+
+
+def _open_binary(path: Path, limit: int = 2**62) -> BinaryIO:
+    """The file's bytes, decompressed when it is a .gz, at most ``limit`` of them; a file
+    that cannot be read (permissions) raises :class:`UnreadableSourceError`."""
+    try:
+        raw = gzip.open(path, "rb") if _compressed(path) else open(path, "rb")  # noqa: SIM115
+    except PermissionError as exc:
+        raise UnreadableSourceError(
+            f"{path}: cannot be read ({exc.strerror}); give this user read access to it"
+        ) from None
+    return io.BufferedReader(_BoundedReader(raw, path, limit), 1 << 16)
+
+
+def _open_text(path: Path, limit: int = 2**62) -> io.TextIOBase:
+    return io.TextIOWrapper(
+        _open_binary(path, limit), encoding="utf-8", errors="strict", newline=""
+    )
+
+
+def check_file(path: Path, limits: ReadLimits = ReadLimits()) -> None:
+    """Refuse a file before anything of it is read: empty, or larger than the limits in
+    bytes (a compressed file: what it expands to, read in bounded blocks) or lines. Reads
+    the file once, without parsing (a few hundred MB/s)."""
+    _check_size(path, limits.max_file_bytes)
+    lines = 0
+    try:
+        with _open_binary(path, limits.max_file_bytes) as handle:
+            while block := handle.read(1 << 20):
+                lines += block.count(b"\n")
+                if lines > limits.max_file_lines:
+                    raise UploadTooLargeError(
+                        f"{path}: holds more than {limits.max_file_lines:,} lines, the limit "
+                        "(RAG_ASSISTANT_LIMITS__MAX_FILE_LINES); nothing of it was ingested"
+                    )
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated or damaged .gz
+        raise EncodingError(f"{path}: cannot be read ({exc})") from None
+
+
+def _line_too_long(length: int, limits: ReadLimits) -> str:
+    return (
+        f"a line of {length:,} characters, longer than the limit of {limits.max_line_chars:,} "
+        "(RAG_ASSISTANT_LIMITS__MAX_LINE_CHARS)"
+    )
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> EncodingError:
@@ -299,15 +382,45 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> EncodingError:
     )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) pairs, decoding UTF-8 strictly with a message that says where."""
-    with _open_text(path) as handle:
+@dataclass(frozen=True)
+class _LongLine:
+    """A line longer than the limit: its first ``limit`` characters and its length (the rest
+    was read past, never held)."""
+
+    head: str
+    length: int
+
+
+def _bounded_lines(handle: io.TextIOBase, limit: int) -> Iterator[str | _LongLine]:
+    """The lines of ``handle``; one longer than ``limit`` characters comes as a
+    :class:`_LongLine`."""
+    while line := handle.readline(limit + 1):
+        yield _whole_line(handle, line, limit)
+
+
+def _whole_line(handle: io.TextIOBase, line: str, limit: int) -> str | _LongLine:
+    """``line`` (as read with ``readline(limit + 1)``) when it is whole; when it is the start
+    of a longer line, the rest of that line is read past."""
+    if len(line) <= limit or line.endswith(("\n", "\r")):
+        return line
+    length = len(line)
+    while (more := handle.readline(1 << 20)) and not more.endswith(("\n", "\r")):
+        length += len(more)
+    return _LongLine(line[:limit], length + len(more))
+
+
+def _lines(path: Path, limits: ReadLimits) -> Iterator[tuple[int, str | _LongLine]]:
+    """(line number, line) pairs, decoding UTF-8 strictly with a message that says where;
+    a line longer than ``limits.max_line_chars`` comes as a :class:`_LongLine`."""
+    with _open_text(path, limits.max_file_bytes) as handle:
         try:
-            for lineno, line in enumerate(handle, start=1):
-                yield lineno, line.lstrip("\ufeff") if lineno == 1 else line
+            for lineno, line in enumerate(_bounded_lines(handle, limits.max_line_chars), 1):
+                if lineno == 1 and isinstance(line, str):
+                    line = line.lstrip("\ufeff")
+                yield lineno, line
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, exc) from None
-        except (OSError, EOFError) as exc:  # a truncated or damaged .gz
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or damaged .gz
             raise EncodingError(f"{path}: cannot be read ({exc})") from None
 
 
@@ -316,10 +429,7 @@ def _check_size(path: Path, max_bytes: int) -> None:
     if size == 0:
         raise EmptySourceError(f"{path}: the file is empty")
     if size > max_bytes:
-        raise UploadTooLargeError(
-            f"{path}: {size / 2**20:.0f} MiB is larger than the limit of "
-            f"{max_bytes / 2**20:.0f} MiB (RAG_ASSISTANT_LIMITS__MAX_FILE_BYTES)"
-        )
+        raise _too_many_bytes(path, max_bytes)
 
 
 def _bounded(text: str, limit: int, what: str, where: str, warnings: list[str]) -> str:
@@ -327,6 +437,33 @@ def _bounded(text: str, limit: int, what: str, where: str, warnings: list[str]) 
         return text
     warnings.append(f"{where}: {what} of {len(text):,} characters cut to {limit:,}")
     return text[:limit].rsplit(" ", 1)[0]
+
+
+def _at_most(value: object, limit: int, what: str, where: str, warnings: list[str]) -> str | None:
+    """``value`` as clean text, or None when it is empty or longer than ``limit`` (a cut
+    url or date would be wrong; the drop is reported)."""
+    if value is None:
+        return None
+    text = clean_text(str(value))
+    if len(text) > limit:
+        warnings.append(f"{where}: {what} of {len(text):,} characters dropped (limit {limit:,})")
+        return None
+    return text or None
+
+
+def _some_authors(authors: list[str], limit: int, where: str, warnings: list[str]) -> list[str]:
+    """The first authors whose names fit in ``limit`` characters (the cut is reported)."""
+    total, kept = 0, []
+    for name in authors:
+        total += len(name)
+        if total > limit:
+            warnings.append(
+                f"{where}: author list of {sum(map(len, authors)):,} characters cut to the "
+                f"first {len(kept):,} of {len(authors):,} authors (limit {limit:,})"
+            )
+            return kept
+        kept.append(name)
+    return kept
 
 
 # --- listing pages ----------------------------------------------------------------------
@@ -366,7 +503,13 @@ def read_listing(
     source = source or source_key(path)
     date: str | None = None
     content: list[tuple[int, str, str | None]] = []  # (line number, text, listing date)
-    for lineno, raw in _lines(path):
+    for lineno, raw in _lines(path, limits):
+        if isinstance(raw, _LongLine):  # abstract text: its start is read, like a long abstract
+            log.warnings.append(
+                f"{source}:{lineno}: {_line_too_long(raw.length, limits)}; read its first "
+                f"{limits.max_line_chars:,}"
+            )
+            raw = raw.head
         line = clean_text(raw)
         if not line:
             continue
@@ -538,9 +681,9 @@ def _record_to_paper(
     url = record.get("url") or None
     if url is not None and not isinstance(url, str):
         raise ValueError("'url' must be a string")
+    url = _at_most(url, limits.max_url_chars, "url", where, warnings)
     date = record.get("date") or record.get("update_date") or None
-    if date is not None:
-        date = str(date)
+    date = _at_most(date, limits.max_date_chars, "date", where, warnings)
     if arxiv:
         arxiv_id = str(record["id"]).strip()
         if not arxiv_id:
@@ -551,6 +694,7 @@ def _record_to_paper(
     else:
         paper_id = paper_id_for_title(title)
         authors = _authors(record.get("authors"))
+    authors = _some_authors(authors, limits.max_authors_chars, where, warnings)
     return Paper(
         paper_id=paper_id,
         title=title,
@@ -563,43 +707,66 @@ def _record_to_paper(
     )
 
 
-def _json_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
-    """(line, record or the JSONDecodeError) for JSON lines or a JSON array file."""
-    lines = _lines(path)
-    first = None
-    for lineno, line in lines:
-        if line.strip():
-            first = (lineno, line)
-            break
-    if first is None:
-        return
-    if first[1].lstrip().startswith("["):
-        text = first[1] + "".join(line for _, line in lines)
+class _TooLarge(ValueError):
+    """A record longer than the line limit (refused as :class:`UploadTooLargeError`)."""
+
+
+def _json_records(path: Path, limits: ReadLimits) -> Iterator[tuple[int, object | Exception]]:
+    """(line, record or the JSONDecodeError) for JSON lines or a JSON array file: the first
+    line that is not blank says which. JSON lines are streamed, never listed."""
+    with _open_text(path, limits.max_file_bytes) as handle:
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield first[0] + exc.lineno - 1, exc
-            return
-        except (RecursionError, ValueError) as exc:  # nesting, or an over-long integer
-            yield first[0], ValueError(_json_limit_reason(exc))
-            return
-        if not isinstance(data, list):
-            yield first[0], ValueError("a JSON file must hold an array of records or JSON lines")
-            return
-        for record in data:
-            yield first[0], record
+            lineno, head = 0, ""
+            while not head.strip():
+                head = handle.readline(limits.max_line_chars + 1)
+                lineno += 1
+                if not head:
+                    return
+                head = head.lstrip("\ufeff") if lineno == 1 else head
+            if head.lstrip().startswith("["):
+                yield from _json_array(head + handle.read(), lineno)
+                return
+            first = _whole_line(handle, head, limits.max_line_chars)
+            rest = _bounded_lines(handle, limits.max_line_chars)
+            for number, line in enumerate(itertools.chain([first], rest), lineno):
+                if isinstance(line, _LongLine):
+                    yield number, _TooLarge(_line_too_long(line.length, limits))
+                elif line.strip():
+                    yield number, _json_line(line)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or damaged .gz
+            raise EncodingError(f"{path}: cannot be read ({exc})") from None
+
+
+def _json_line(line: str) -> object | Exception:
+    try:
+        # without its line break, so that an error at the end of a cut-off line is reported
+        # at that line's last column, not at "column 1" of the next
+        return json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        return exc
+    except (RecursionError, ValueError) as exc:
+        return ValueError(_json_limit_reason(exc))
+
+
+def _json_array(text: str, first: int) -> Iterator[tuple[int, object | Exception]]:
+    """The records of a file holding one JSON array (``text``, from line ``first``; read
+    whole, so at most ``max_file_bytes``)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield first + exc.lineno - 1, exc
         return
-    for lineno, line in itertools.chain([first], lines):  # streamed, never listed
-        if not line.strip():
-            continue
-        try:
-            # without its line break, so that an error at the end of a cut-off line is
-            # reported at that line's last column, not at "column 1" of the next
-            yield lineno, json.loads(line.rstrip("\r\n"))
-        except json.JSONDecodeError as exc:
-            yield lineno, exc
-        except (RecursionError, ValueError) as exc:
-            yield lineno, ValueError(_json_limit_reason(exc))
+    except (RecursionError, ValueError) as exc:  # nesting, or an over-long integer
+        yield first, ValueError(_json_limit_reason(exc))
+        return
+    del text
+    if not isinstance(data, list):
+        yield first, ValueError("a JSON file must hold an array of records or JSON lines")
+        return
+    for record in data:
+        yield first, record
 
 
 def _json_limit_reason(exc: Exception) -> str:
@@ -609,12 +776,26 @@ def _json_limit_reason(exc: Exception) -> str:
     return f"a JSON value is out of bounds ({exc})"
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
+def _csv_records(path: Path, limits: ReadLimits) -> Iterator[tuple[int, object | Exception]]:
     delimiter = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
-    csv.field_size_limit(2**31 - 1)
-    with _open_text(path) as handle:
+    csv.field_size_limit(limits.max_line_chars)
+    too_long: list[tuple[int, int]] = []  # (line, length) of lines skipped unread
+
+    def lines(handle: io.TextIOBase) -> Iterator[str]:
+        for line in _bounded_lines(handle, limits.max_line_chars):
+            if isinstance(line, _LongLine):
+                too_long.append((reader.line_num + 1, line.length))
+                line = "\n"  # an empty row, which the reader skips
+            yield line
+
+    def skipped() -> Iterator[tuple[int, object | Exception]]:
+        for lineno, length in too_long:
+            yield lineno, _TooLarge(_line_too_long(length, limits))
+        too_long.clear()
+
+    with _open_text(path, limits.max_file_bytes) as handle:
         try:
-            reader = csv.DictReader(handle, delimiter=delimiter)
+            reader = csv.DictReader(lines(handle), delimiter=delimiter)
             fields = [f.strip().lower().lstrip("\ufeff") for f in (reader.fieldnames or [])]
             missing = [f for f in ("title", "abstract") if f not in fields]
             if missing:
@@ -624,12 +805,16 @@ def _csv_records(path: Path) -> Iterator[tuple[int, object | Exception]]:
                 )
             reader.fieldnames = fields
             for row in reader:
+                yield from skipped()
                 if None in row:  # more cells than header columns
                     yield reader.line_num, ValueError("row has more cells than the header")
                     continue
                 yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
+            yield from skipped()
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, exc) from None
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or damaged .gz
+            raise EncodingError(f"{path}: cannot be read ({exc})") from None
         except csv.Error as exc:
             raise MalformedRecordError(f"{path}: broken CSV ({exc})") from None
 
@@ -650,11 +835,13 @@ def read_records(
     """
     source = source or source_key(path)
     kind = _format_of(path)
-    records = _json_records(path) if kind == "json" else _csv_records(path)
+    records = _json_records(path, limits) if kind == "json" else _csv_records(path, limits)
     found = filtered = 0
     for lineno, record in records:
         where = f"{path}:{lineno}"
         try:
+            if isinstance(record, _TooLarge):
+                raise record
             if isinstance(record, Exception):
                 raise ValueError(_json_reason(record))
             paper = _record_to_paper(
@@ -667,7 +854,8 @@ def read_records(
             )
         except ValueError as exc:
             if strict:
-                raise MalformedRecordError(
+                error = UploadTooLargeError if isinstance(exc, _TooLarge) else MalformedRecordError
+                raise error(
                     f"{where}: {exc} (fix the record, or ingest with --skip-invalid)"
                 ) from None
             log.skipped.append(Skipped(source, lineno, str(exc)))

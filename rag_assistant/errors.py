@@ -59,7 +59,12 @@ class MalformedRecordError(SourceError):
 
 
 class UploadTooLargeError(SourceError):
-    """A file or record is larger than the configured bound."""
+    """A file or record is larger than the configured bound (compressed files: what they
+    expand to)."""
+
+
+class UnreadableSourceError(SourceError):
+    """A corpus file exists but cannot be read (permissions)."""
 
 
 # --- the index ---------------------------------------------------------------------------
@@ -87,6 +92,33 @@ class IndexEmptyError(StorageError):
 
 class VectorStoreError(StorageError):
     """The Chroma store (embedded or server) could not be reached or failed."""
+
+
+class IndexUnreadableError(StorageError):
+    """A part of the index exists but cannot be opened: not damaged, so nothing is changed
+    or deleted; the message says why and what to do."""
+
+
+class IndexPermissionError(IndexUnreadableError):
+    """Permission denied on a part of the index (EACCES, EPERM)."""
+
+
+class ReadOnlyIndexError(IndexUnreadableError):
+    """The index directory is on a read-only file system (EROFS)."""
+
+
+class HomeNotADirectoryError(IndexUnreadableError):
+    """The index directory (``RAG_ASSISTANT_HOME``) is a file, or lies under one."""
+
+
+class DiskFullError(StorageError):
+    """The disk (or quota) holding the index is full (ENOSPC, EDQUOT); what was already
+    stored is kept, and trying again once there is space completes the work."""
+
+
+class RebuildShrinkError(StorageError):
+    """A rebuild would hold fewer papers than the index (missing source files); nothing was
+    changed. ``--allow-shrink`` (``allow_shrink=True``) rebuilds anyway."""
 
 
 # --- the language model -----------------------------------------------------------------

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store import maintenance
 from .store.ingest import ingest
@@ -21,7 +21,7 @@ from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
 from .text.normalize import fold
-from .types import IndexStatus, IngestReport, Problem, Progress, no_progress
+from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_progress
 
 _WORD = re.compile(r"\w+")
 
@@ -49,6 +49,7 @@ class Index(Store):
             except FileNotFoundError:
                 stamp = None
             if self._manifest is None or stamp != self._manifest_stamp:
+                self.reopen_catalog_if_replaced()  # a rebuild switched catalogs too
                 self._manifest = self.read_manifest()
                 self._manifest_stamp = stamp
                 self._lexical = None
@@ -115,7 +116,17 @@ class Index(Store):
         if embedder is None:
             return []
         vector = embedder.embed_query(text, extra_terms)
-        return self.vectors.query(manifest.chroma.collection, vector, n)
+        name = manifest.chroma.collection
+        try:
+            return self.vectors.query(name, vector, n)
+        except VectorStoreError:
+            if self.vectors.has_collection(name):
+                raise
+            raise IndexCorruptError(
+                f"the Chroma collection {name!r} that {self.manifest_path} names is missing; "
+                "run `rag-assistant index check --repair` (brings the manifest and Chroma back "
+                "in line with the catalog)"
+            ) from None
 
     def idf(self, term: str) -> float:
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""
@@ -167,6 +178,7 @@ class Index(Store):
             pending_vectors=self.catalog.pending_count() if self.has_catalog() else 0,
             lexical_stale=manifest is not None and manifest.lexical.generation != generation,
             sources=len(manifest.sources) if manifest else 0,
+            interrupted=maintenance.interrupted(self),
         )
 
     # --- writing (done by rag_assistant.store) --------------------------------------------------
@@ -191,5 +203,10 @@ class Index(Store):
     def repair(self, progress: Progress = no_progress) -> list[Problem]:
         return maintenance.repair(self, progress)
 
-    def rebuild(self, progress: Progress = no_progress) -> IngestReport:
-        return maintenance.rebuild(self, progress)
+    def resume(self, progress: Progress = no_progress) -> Recovery:
+        return maintenance.resume(self, progress)
+
+    def rebuild(
+        self, progress: Progress = no_progress, *, allow_shrink: bool = False
+    ) -> IngestReport:
+        return maintenance.rebuild(self, progress, allow_shrink=allow_shrink)

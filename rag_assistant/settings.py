@@ -151,11 +151,38 @@ class LimitSettings(BaseModel):
         description="A listing line longer than this is abstract text, not a title; a "
         "record's title may be at most three times as long.",
     )
+    max_url_chars: int = Field(
+        2_000, ge=20, description="A longer url is dropped at ingest (and reported)."
+    )
+    max_date_chars: int = Field(
+        64, ge=10, description="A longer date is dropped at ingest (and reported)."
+    )
+    max_authors_chars: int = Field(
+        20_000,
+        ge=100,
+        description="An author list longer than this (names counted together) keeps its first "
+        "authors that fit (and is reported).",
+    )
+    max_line_chars: int = Field(
+        16_000_000,
+        ge=1_000,
+        description="A longer line (a JSON record, a CSV row, a listing line) is refused, or "
+        "skipped with --skip-invalid, without being held in memory.",
+    )
     max_question_chars: int = Field(
         4_000, ge=10, description="Longer questions are refused before tokenizing."
     )
     max_file_bytes: int = Field(
-        512 * 1024 * 1024, ge=1024, description="Larger single files are refused at ingest."
+        512 * 1024 * 1024,
+        ge=1024,
+        description="A single file holding more bytes is refused at ingest before anything of it "
+        "is read; a compressed file is measured by what it expands to.",
+    )
+    max_file_lines: int = Field(
+        2_000_000,
+        ge=10,
+        description="A single file of more lines is refused at ingest before anything of it is "
+        "read (bounds the time an ingest holds the write lock).",
     )
 
 

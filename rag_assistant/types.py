@@ -403,12 +403,30 @@ class IndexStatus:
     pending_vectors: int
     lexical_stale: bool
     sources: int
+    interrupted: str = ""
+    """One line when an ingest or rebuild was interrupted and its work is not complete (or
+    one is running in another process): what is not searchable yet. "" otherwise."""
 
     def line(self) -> str:
         return (
             f"{self.papers} papers, {self.chunks} chunks · {self.embedding} ({self.dimensions}d) "
             f"· Chroma {self.chroma}"
         )
+
+
+@dataclass
+class Recovery:
+    """What :meth:`rag_assistant.Assistant.resume_interrupted` found and did.
+
+    ``state``: ``"none"`` (nothing was interrupted), ``"completed"`` (an interrupted ingest,
+    or the switch of an interrupted rebuild, was completed), ``"busy"`` (another process is
+    writing; what it adds becomes searchable when it finishes) or ``"left"`` (something was
+    found that starting does not finish: ``message`` says what). ``message`` is one line for
+    a status line or stderr ("" for ``"none"``); ``embedded``: chunks embedded meanwhile."""
+
+    state: Literal["none", "completed", "busy", "left"]
+    message: str = ""
+    embedded: int = 0
 
 
 @dataclass

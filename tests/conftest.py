@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,33 @@ def say(request):
             print(f"\n{line}")
 
     return write
+
+
+@pytest.fixture
+def no_root_bypass() -> list[str]:
+    """A command prefix under which file permissions apply. Root reads a file of mode 000,
+    so as root the command runs without the capabilities that let it (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH), through util-linux's ``setpriv``; skipped without it."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be made to apply")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 64 MiB tmpfs mounted for the test (to make a full or a read-only disk); skipped
+    unless running as root with the right to mount."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (to make a full or a read-only disk)")
+    point = tmp_path / "mnt"
+    point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"mount -t tmpfs failed: {mounted.stderr.decode().strip()}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)

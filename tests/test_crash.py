@@ -24,10 +24,9 @@ import pytest
 from rag_assistant import Assistant
 from rag_assistant.corpus import ReadLog, bundled_corpus_dir, parse_paths, read_listing
 from rag_assistant.errors import IndexCorruptError
-from rag_assistant.faults import POINTS
+from rag_assistant.faults import INGEST_POINTS
 from rag_assistant.index import Index
 from rag_assistant.settings import Settings
-from rag_assistant.types import Problem
 
 pytestmark = pytest.mark.slow
 
@@ -187,25 +186,22 @@ def kill_then_resume(home: Path, files: list[Path], failpoints: tuple[str, ...])
 
 # --- killed ingests ---------------------------------------------------------------------
 
-INCREMENTAL = [(p,) for p in POINTS]
+INCREMENTAL = [(p,) for p in INGEST_POINTS]
 
 
-@pytest.fixture(scope="module")
-def base_ab(tmp_path_factory) -> Path:
-    """An index of A and B (before the revision), built by one uninterrupted ingest."""
-    root = tmp_path_factory.mktemp("base-ab")
-    files = write_files(root / "papers", revised=False, with_c=False)
-    Assistant(Settings(home=root / "home")).ingest(files)
-    return root / "home"
+def base_ab(folder: Path, home: Path) -> None:
+    """An index of A and B (before the revision) in ``home``, built by one uninterrupted
+    ingest of the files in ``folder`` (a revision is a change of the file a paper came from:
+    a file elsewhere with another abstract does not replace it)."""
+    files = write_files(folder, revised=False, with_c=False)
+    Assistant(Settings(home=home)).ingest(files)
 
 
 @pytest.mark.parametrize("failpoints", INCREMENTAL, ids="+".join)
-def test_incremental_ingest_killed_is_completed_by_the_next(
-    failpoints, base_ab, reference, tmp_path
-):
+def test_incremental_ingest_killed_is_completed_by_the_next(failpoints, reference, tmp_path):
     """A+B indexed; then A (one abstract revised) + B + C is ingested and killed."""
     home = tmp_path / "home"
-    shutil.copytree(base_ab, home)
+    base_ab(tmp_path / "papers", home)
     files = write_files(tmp_path / "papers", revised=True, with_c=True)
 
     for point in failpoints:
@@ -251,7 +247,7 @@ def test_ingest_killed_while_refitting_is_completed_by_the_next(reference, tmp_p
     """A alone indexed; A' + B + C more than doubles it, so the dense model is refitted into a
     new collection, and the ingest is killed while that collection fills."""
     home = tmp_path / "home"
-    base = write_files(tmp_path / "base", revised=False, with_c=False)[:1]
+    base = write_files(tmp_path / "papers", revised=False, with_c=False)[:1]
     assert run(home, "ingest", str(base[0])).returncode == 0
     files = write_files(tmp_path / "papers", revised=True, with_c=True)
     kill_then_resume(home, files, ("ingest:during-embedding",))
@@ -278,18 +274,49 @@ def _damage_lexical_file(home: Path, name: str) -> Path:
     return directory / name
 
 
+def _swap_two_lexical_ids(home: Path) -> None:
+    path = _damage_lexical_file(home, "chunk_ids.json")
+    ids = json.loads(path.read_text())
+    ids[0], ids[-1] = ids[-1], ids[0]
+    path.write_text(json.dumps(ids))
+
+
+def _name_a_missing_collection(home: Path) -> None:
+    manifest = json.loads((home / "manifest.json").read_text())
+    manifest["chroma"]["collection"] = "rag_chunks_gone"
+    (home / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _dense_model(home: Path) -> Path:
+    (path,) = (home / "dense").iterdir()
+    return path
+
+
+# case: (damage, the part the messages name, the command that fixes it)
 DAMAGE = {
     "manifest-damaged": (lambda h: _garble(h / "manifest.json"), "manifest", "check --repair"),
-    "manifest-missing": (lambda h: (h / "manifest.json").unlink(), "manifest", "rebuild"),
     "lexical-ids-missing": (
         lambda h: _damage_lexical_file(h, "chunk_ids.json").unlink(),
         "lexical index",
         "check --repair",
     ),
+    "lexical-ids-reordered": (_swap_two_lexical_ids, "lexical index", "check --repair"),
     "lexical-scores-damaged": (
         lambda h: _garble(_damage_lexical_file(h, "data.csc.index.npy")),
         "lexical index",
-        "rebuild",
+        "check --repair",
+    ),
+    "dense-model-damaged": (lambda h: _garble(_dense_model(h)), "dense model", "check --repair"),
+    "dense-model-missing": (lambda h: _dense_model(h).unlink(), "dense model", "check --repair"),
+    "chroma-store-damaged": (
+        lambda h: (h / "chroma" / "chroma.sqlite3").write_bytes(os.urandom(20000)),
+        "Chroma store",
+        "check --repair",
+    ),
+    "manifest-names-a-missing-collection": (
+        _name_a_missing_collection,
+        "Chroma collection",
+        "check --repair",
     ),
     "catalog-missing": (
         lambda h: [p.unlink() for p in h.glob("catalog.sqlite3*")],
@@ -321,20 +348,17 @@ def test_damaged_part_is_named_and_repaired_from_the_sources(case, small_index, 
     shutil.copytree(base, home)
     damage(home)
 
+    lexical_before = _lexical_ids_inode(home)
+
     asked = run(home, "ask", "--no-stream", SMALL_QUESTION)
     assert asked.returncode == 2, asked.stdout + asked.stderr
     assert asked.stderr.startswith("error: ") and part in asked.stderr
     assert "Traceback" not in asked.stderr
-    assert "rag-assistant index" in asked.stderr  # says what to run
+    assert f"rag-assistant index {fix}" in asked.stderr  # says what to run
 
-    index = Index(Settings(home=home))
-    try:
-        problems = index.check()
-    except IndexCorruptError as exc:  # a catalog SQLite cannot open is reported by raising
-        problems = [Problem("catalog", str(exc))]
-    finally:
-        index.close()
-    assert part in " ".join(f"{p.part}: {p.message}" for p in problems)
+    checked = run(home, "index", "check")
+    assert checked.returncode == 1 and "Traceback" not in checked.stderr
+    assert part in checked.stdout and f"rag-assistant index {fix}" in checked.stdout
 
     if part == "catalog":  # the catalog is the truth: `check --repair` cannot remake it
         repaired = run(home, "index", "check", "--repair")
@@ -343,6 +367,66 @@ def test_damaged_part_is_named_and_repaired_from_the_sources(case, small_index, 
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert_consistent(home, expected)  # Index.check() finds nothing, and more
     assert_answers_small(home)
+    if part in ("dense model", "Chroma store", "Chroma collection", "manifest"):
+        # a repair rebuilds what is damaged, and keeps the healthy lexical index
+        assert _lexical_ids_inode(home) == lexical_before
+
+
+def _lexical_ids_inode(home: Path) -> int | None:
+    found = list(home.glob("lexical/*/chunk_ids.json"))
+    return found[0].stat().st_ino if len(found) == 1 else None
+
+
+def test_a_missing_manifest_is_completed_when_the_next_command_starts(small_index, tmp_path):
+    """What a first ingest killed before its manifest leaves: the next command completes it."""
+    base, expected = small_index
+    home = tmp_path / "home"
+    shutil.copytree(base, home)
+    (home / "manifest.json").unlink()
+    asked = run(home, "ask", "--no-stream", SMALL_QUESTION)
+    assert asked.returncode == 0, asked.stderr
+    assert "note: completed an interrupted ingest" in asked.stderr
+    assert_consistent(home, expected)
+
+
+def test_a_damaged_catalog_page_is_named_and_rebuilt_from_the_sources(small_index, tmp_path):
+    base, expected = small_index
+    home = tmp_path / "home"
+    shutil.copytree(base, home)
+    catalog = home / "catalog.sqlite3"
+    data = bytearray(catalog.read_bytes())
+    assert len(data) > 8 * 4096
+    data[4 * 4096 : 8 * 4096] = os.urandom(4 * 4096)  # pages past the header and schema
+    catalog.write_bytes(bytes(data))
+
+    checked = run(home, "index", "check")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stderr
+    assert "catalog: the catalog" in checked.stdout and "is damaged" in checked.stdout
+    assert "rag-assistant index rebuild" in checked.stdout
+    rebuilt = run(home, "index", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (home / "catalog.damaged.sqlite3").read_bytes() == bytes(data)  # kept, not deleted
+    assert_consistent(home, expected)
+
+
+def test_a_rebuild_with_a_damaged_chroma_store_stops_before_changing_anything(
+    small_index, tmp_path
+):
+    base, expected = small_index
+    home = tmp_path / "home"
+    shutil.copytree(base, home)
+    (home / "chroma" / "chroma.sqlite3").write_bytes(os.urandom(20000))
+    before = {p.relative_to(home): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    rebuilt = run(home, "index", "rebuild")
+    assert rebuilt.returncode == 2 and "Traceback" not in rebuilt.stderr, rebuilt.stderr
+    assert "Chroma store" in rebuilt.stderr and "index check --repair" in rebuilt.stderr
+    after = {p.relative_to(home): p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k.name != "write.lock"} == {
+        k: v for k, v in before.items() if k.name != "write.lock"
+    }
+    assert run(home, "index", "check", "--repair").returncode == 0
+    assert_consistent(home, expected)
 
 
 def assert_answers_small(home: Path) -> None:

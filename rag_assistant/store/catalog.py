@@ -12,6 +12,7 @@ are derived from it and brought back in line with it after any interruption:
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -19,10 +20,44 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IndexCorruptError
+from ..errors import DiskFullError, IndexCorruptError, IndexUnreadableError, StorageError
 from ..types import Chunk, Paper
+from .files import why_unusable
 from .manifest import DenseState, Identity
 from .migrations import migrate
+
+# SQLite's primary result codes (the low byte of an extended code)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
+
+
+def sqlite_error(exc: sqlite3.Error, path: Path) -> StorageError:
+    """The typed error for what SQLite said about the catalog ``path``: damaged (rebuild
+    it), a full disk, or a catalog that cannot be opened, with the reason found on disk
+    (permissions, a read-only file system) — never called damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    if primary == _SQLITE_FULL or "disk is full" in text:
+        return DiskFullError(
+            f"the disk holding the catalog {path} is full ({text}); free some space and try "
+            "again: what was already stored is kept, and the next try completes the work"
+        )
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or (
+        primary is None and ("malformed" in text or "not a database" in text)
+    ):
+        return IndexCorruptError(
+            f"the catalog {path} is damaged ({text}); run `rag-assistant index rebuild` "
+            "(rebuilds it from the source files the manifest lists, and keeps the damaged "
+            "file as catalog.damaged.sqlite3)"
+        )
+    found = why_unusable(path)
+    if found is not None:
+        return found
+    return IndexUnreadableError(
+        f"the catalog {path} cannot be used ({text}); it was not changed. Check the disk "
+        "and the folder's permissions, then try again"
+    )
 
 
 @dataclass
@@ -49,7 +84,120 @@ def _paper_from_row(row: sqlite3.Row, sources: list[str]) -> Paper:
     )
 
 
-class Catalog:
+def _reading(method):
+    """SQLite's errors met by a read (a damaged page past the header, a vanished file)
+    become the typed errors of :func:`sqlite_error`; a bug's keep their traceback."""
+
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise sqlite_error(exc, self.path) from exc
+
+    return read
+
+
+class _Writes:
+    """The writes of :class:`Catalog` (its other half), one transaction each: one process
+    writes at a time (the index's file lock sees to that), its threads take
+    ``_write_lock``."""
+
+    def set_identity(self, identity: Identity) -> None:
+        self._set_meta("identity", identity.model_dump_json())
+
+    def set_dense_state(self, state: DenseState) -> None:
+        self._set_meta("dense", state.model_dump_json())
+
+    def checkpoint(self) -> None:
+        """Move everything in the write-ahead log into the database file and close, so the
+        file alone is the whole catalog (before it is renamed)."""
+        self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.close()
+
+    def apply(
+        self,
+        *,
+        upsert: Iterable[tuple[Paper, list[Chunk], list[list[str]]] | tuple[Paper, None, None]],
+        add_sources: Iterable[tuple[str, str]] = (),
+        drop_sources: Iterable[tuple[str, str]] = (),
+        remove: Iterable[str] = (),
+    ) -> None:
+        """Commit one batch of changes atomically; the generation grows if anything changed.
+
+        ``upsert`` holds (paper, chunks, terms per chunk); chunks ``None`` keeps the paper's
+        chunks (a metadata-only change). Replaced or removed chunks become tombstones.
+        """
+        with self._write_lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                before = conn.total_changes
+                _write_changes(conn, upsert, add_sources, drop_sources, remove)
+                if conn.total_changes != before:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) "
+                        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                # a failed COMMIT (a full disk) may have rolled back already
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
+        with self._write_lock:
+            conn = self._conn()
+            with conn:
+                conn.executemany(
+                    "UPDATE chunks SET embedded = 1 WHERE chunk_id = ?", [(i,) for i in chunk_ids]
+                )
+
+    def clear_dense_state(self) -> None:
+        """Forget the dense model (missing or damaged): the next sync fits a new one and
+        embeds every chunk into a new collection."""
+        with self._write_lock:
+            conn = self._conn()
+            with conn:
+                conn.execute("DELETE FROM meta WHERE key = 'dense'")
+                conn.execute("UPDATE chunks SET embedded = 0")
+
+    def continue_generation(self, after: int) -> None:
+        """Number this (new) catalog's generations after ``after``, those of the catalog it
+        replaces, so the parts built from it never take the names of that one's."""
+        if self.generation < after:
+            self._set_meta("generation", str(after))
+
+    def mark_all_pending(self) -> None:
+        """Every chunk needs a vector again (a new collection after a refit or rebuild)."""
+        with self._write_lock:
+            conn = self._conn()
+            with conn:
+                conn.execute("UPDATE chunks SET embedded = 0")
+
+    def clear_tombstones(self, chunk_ids: Sequence[str]) -> None:
+        with self._write_lock:
+            conn = self._conn()
+            with conn:
+                conn.executemany(
+                    "DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids]
+                )
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            conn = self._conn()
+            with conn:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+
+class Catalog(_Writes):
     """SQLite catalog. Reads are safe from many threads; one process writes at a time (the
     index's file lock sees to that)."""
 
@@ -59,10 +207,10 @@ class Catalog:
         self._write_lock = threading.Lock()
         try:
             migrate(self._conn())
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(
-                f"the catalog {path} is damaged ({exc}); run `rag-assistant index rebuild`"
-            ) from exc
+            self.inode = path.stat().st_ino
+        except sqlite3.Error as exc:
+            self.close()
+            raise sqlite_error(exc, path) from exc
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -96,24 +244,21 @@ class Catalog:
         """Grows with every committed change (the lexical index records the one it is of)."""
         return int(self._get_meta("generation") or 0)
 
+    @_reading
     def identity(self) -> Identity | None:
         """What the index was built with (None for a new index)."""
         raw = self._get_meta("identity")
         return Identity.model_validate_json(raw) if raw else None
 
-    def set_identity(self, identity: Identity) -> None:
-        self._set_meta("identity", identity.model_dump_json())
-
+    @_reading
     def dense_state(self) -> DenseState | None:
         """The active dense model and collection (None before the first fit)."""
         raw = self._get_meta("dense")
         return DenseState.model_validate_json(raw) if raw else None
 
-    def set_dense_state(self, state: DenseState) -> None:
-        self._set_meta("dense", state.model_dump_json())
-
     # --- reads -------------------------------------------------------------------------
 
+    @_reading
     def counts(self) -> tuple[int, int]:
         """(papers, chunks)."""
         conn = self._conn()
@@ -121,6 +266,7 @@ class Catalog:
         chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return papers, chunks
 
+    @_reading
     def paper_hashes(self, paper_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """{paper_id: (content_hash, meta_hash)} for the ids that are in the catalog."""
         out: dict[str, tuple[str, str]] = {}
@@ -134,23 +280,19 @@ class Catalog:
                 out[row[0]] = (row[1], row[2])
         return out
 
+    @_reading
     def papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         """The papers with these ids that exist, with their sources."""
         conn = self._conn()
         out: dict[str, Paper] = {}
         for batch in _batches(paper_ids, 500):
             marks = ",".join("?" * len(batch))
-            sources: dict[str, list[str]] = {}
-            for pid, source in conn.execute(
-                f"SELECT paper_id, source FROM paper_sources WHERE paper_id IN ({marks}) "
-                "ORDER BY source",
-                batch,
-            ):
-                sources.setdefault(pid, []).append(source)
+            sources = self.sources_of(batch)
             for row in conn.execute(f"SELECT * FROM papers WHERE paper_id IN ({marks})", batch):
                 out[row["paper_id"]] = _paper_from_row(row, sources.get(row["paper_id"], []))
         return out
 
+    @_reading
     def titles(self, paper_ids: Sequence[str]) -> dict[str, str]:
         """{paper_id: title} for the ids that are in the catalog."""
         query = "SELECT paper_id, title FROM papers WHERE paper_id IN ({})"
@@ -182,6 +324,7 @@ class Catalog:
                 if pid in found:
                     yield found[pid]
 
+    @_reading
     def chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
         """The chunks with these ids that exist."""
         conn = self._conn()
@@ -196,19 +339,16 @@ class Catalog:
                 out[row[0]] = ChunkRow(row[0], row[1], row[2], row[3], row[4].split())
         return out
 
+    @_reading
     def chunk_ids_of(self, paper_ids: Sequence[str]) -> list[str]:
         """The chunk ids of these papers, in the papers' order, each paper's in order."""
-        rows: dict[str, list[str]] = {}
-        for batch in _batches(paper_ids, 500):
-            marks = ",".join("?" * len(batch))
-            for pid, cid in self._conn().execute(
-                f"SELECT paper_id, chunk_id FROM chunks WHERE paper_id IN ({marks}) "
-                "ORDER BY ordinal",
-                batch,
-            ):
-                rows.setdefault(pid, []).append(cid)
+        rows = self._grouped(
+            "SELECT paper_id, chunk_id FROM chunks WHERE paper_id IN ({marks}) ORDER BY ordinal",
+            paper_ids,
+        )
         return [cid for pid in paper_ids for cid in rows.get(pid, [])]
 
+    @_reading
     def chunk_ids(self) -> set[str]:
         return set(self._column("SELECT chunk_id FROM chunks"))
 
@@ -251,12 +391,14 @@ class Catalog:
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return TermSample(self, step=max(1, total // max(1, limit)), limit=limit)
 
+    @_reading
     def pending_count(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM chunks WHERE embedded = 0").fetchone()[0]
 
     def tombstones(self) -> list[str]:
         return self._column("SELECT chunk_id FROM tombstones")
 
+    @_reading
     def _column(self, query: str, *args: object) -> list:
         """The first column of ``query``'s rows."""
         return [r[0] for r in self._conn().execute(query, args)]
@@ -273,81 +415,31 @@ class Catalog:
             "SELECT paper_id FROM papers WHERE paper_id NOT IN (SELECT paper_id FROM paper_sources)"
         )
 
-    def backup_to(self, path: Path) -> None:
-        """A consistent copy of the whole catalog (SQLite's online backup)."""
-        target = sqlite3.connect(path)
-        try:
-            self._conn().backup(target)
-        finally:
-            target.close()
+    @_reading
+    def sources_of(self, paper_ids: Sequence[str]) -> dict[str, list[str]]:
+        """{paper_id: its sources} for the ids that have any."""
+        return self._grouped(
+            "SELECT paper_id, source FROM paper_sources WHERE paper_id IN ({marks}) "
+            "ORDER BY source",
+            paper_ids,
+        )
 
-    def integrity_problems(self) -> list[str]:
-        rows = self._conn().execute("PRAGMA quick_check").fetchall()
+    def _grouped(self, query: str, keys: Sequence[str]) -> dict[str, list[str]]:
+        """{key: values} from ``query``'s (key, value) rows, asked for the keys in batches
+        (``{marks}`` in the query stands for a batch's placeholders)."""
+        out: dict[str, list[str]] = {}
+        for batch in _batches(keys, 500):
+            marks = ",".join("?" * len(batch))
+            for key, value in self._conn().execute(query.format(marks=marks), batch):
+                out.setdefault(key, []).append(value)
+        return out
+
+    @_reading
+    def integrity_problems(self, *, full: bool = False) -> list[str]:
+        """What SQLite's ``quick_check`` (``integrity_check`` with ``full``) finds wrong."""
+        pragma = "integrity_check" if full else "quick_check"
+        rows = self._conn().execute(f"PRAGMA {pragma}").fetchall()
         return [r[0] for r in rows if r[0] != "ok"]
-
-    # --- writes (one transaction each) --------------------------------------------------
-
-    def apply(
-        self,
-        *,
-        upsert: Iterable[tuple[Paper, list[Chunk], list[list[str]]] | tuple[Paper, None, None]],
-        add_sources: Iterable[tuple[str, str]] = (),
-        drop_sources: Iterable[tuple[str, str]] = (),
-        remove: Iterable[str] = (),
-    ) -> None:
-        """Commit one batch of changes atomically; the generation grows if anything changed.
-
-        ``upsert`` holds (paper, chunks, terms per chunk); chunks ``None`` keeps the paper's
-        chunks (a metadata-only change). Replaced or removed chunks become tombstones.
-        """
-        with self._write_lock:
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                before = conn.total_changes
-                _write_changes(conn, upsert, add_sources, drop_sources, remove)
-                if conn.total_changes != before:
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key) "
-                        "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)"
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-    def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.executemany(
-                    "UPDATE chunks SET embedded = 1 WHERE chunk_id = ?", [(i,) for i in chunk_ids]
-                )
-
-    def mark_all_pending(self) -> None:
-        """Every chunk needs a vector again (a new collection after a refit or rebuild)."""
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.execute("UPDATE chunks SET embedded = 0")
-
-    def clear_tombstones(self, chunk_ids: Sequence[str]) -> None:
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.executemany(
-                    "DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids]
-                )
-
-    def _set_meta(self, key: str, value: str) -> None:
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                    "DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
 
 
 def _write_changes(

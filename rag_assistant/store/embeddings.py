@@ -175,24 +175,28 @@ class LSAEmbedder:
 
     @classmethod
     def load(cls, path: Path) -> LSAEmbedder:
+        repair = "run `rag-assistant index check --repair` (fits it again and embeds every chunk)"
         try:
             with np.load(path) as data:
                 words = json.loads(data["vocabulary"].tobytes().decode())
                 requested, fitted_on = (int(x) for x in data["meta"])
-                model = cls(
-                    {w: i for i, w in enumerate(words)},
-                    data["idf"],
-                    data["components"],
-                    requested_dimensions=requested,
-                    fitted_on=fitted_on,
-                )
+                idf, components = data["idf"], data["components"]
+            if not isinstance(words, list) or not (
+                len(words) == len(idf) == components.shape[-1] and components.ndim == 2
+            ):
+                raise ValueError("its vocabulary, weights and components do not match")
+            model = cls(
+                {w: i for i, w in enumerate(words)},
+                idf,
+                components,
+                requested_dimensions=requested,
+                fitted_on=fitted_on,
+            )
         except FileNotFoundError as exc:
+            raise IndexCorruptError(f"the dense model file {path} is missing; {repair}") from exc
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
             raise IndexCorruptError(
-                f"the dense model file {path} is missing; run `rag-assistant index rebuild`"
-            ) from exc
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise IndexCorruptError(
-                f"the dense model file {path} is damaged ({exc}); run `rag-assistant index rebuild`"
+                f"the dense model file {path} is damaged ({exc}); {repair}"
             ) from exc
         return model
 

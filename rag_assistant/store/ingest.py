@@ -18,6 +18,7 @@ from ..text.terms import terms as analyze
 from ..types import IngestReport, Paper, Progress, no_progress
 from .chunking import Chunker
 from .parts import Store
+from .switch import finish_switch
 from .sync import sync
 
 BATCH_PAPERS = 1000
@@ -36,8 +37,11 @@ def ingest(
     longer hold. Raises before writing anything when a path is missing or unsupported."""
     started = time.perf_counter()
     files = corpus.discover(paths)  # missing / unsupported paths fail before the lock
+    for path in files:  # and files too large (what a .gz expands to), before anything is read
+        corpus.check_file(path, store.settings.limits)
     report = IngestReport(files=len(files))
     with store.writing():
+        finish_switch(store)  # a rebuild stopped half-way through switching to its parts
         store.begin_write()
         log = corpus.ReadLog()
         limits = store.settings.limits
@@ -84,7 +88,7 @@ def ingest(
         report.entries = log.entries
         report.skipped = log.skipped
         report.filtered = log.filtered
-        report.warnings = log.warnings
+        report.warnings = [*log.warnings, *report.warnings]  # the batches' come after
         _update_sources(store, held_by, report, prune=prune)
         report.stages["catalog"] = time.perf_counter() - started
         sync(store, progress, report)
@@ -105,9 +109,14 @@ def ingest_batch(
     known = store.catalog.paper_hashes([p.paper_id for p in batch])
     upserts: list = []
     add_sources: list[tuple[str, str]] = list(more_sources)
+    kept = _kept_originals(store, batch, known, report)
     for paper in batch:
         old = known.get(paper.paper_id)
-        if old is None or old[0] != paper.content_hash:
+        if paper.paper_id in kept:
+            report.unchanged += 1
+            if not kept[paper.paper_id]:  # the same text: this source holds it too
+                add_sources.extend((paper.paper_id, s) for s in paper.sources)
+        elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
             upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
             if old is None:
@@ -123,6 +132,45 @@ def ingest_batch(
     failpoint("ingest:after-chunking")
     store.catalog.apply(upsert=upserts, add_sources=add_sources)
     failpoint("ingest:after-catalog")
+
+
+def _kept_originals(
+    store: Store, batch: list[Paper], known: dict[str, tuple[str, str]], report: IngestReport
+) -> dict[str, bool]:
+    """The papers of ``batch`` that stay as they are indexed although the entry differs:
+    the entry comes from another source than the indexed paper's while one of those still
+    exists. {paper id: whether the text differs (else only the metadata)}. An upload never
+    silently rewrites a bundled paper: a paper changes through a file it came from (or when
+    none of them is left), and when the text differs the report says whose text won."""
+    changed = [p for p in batch if p.paper_id in known and known[p.paper_id] != _hashes(p)]
+    if not changed:
+        return {}
+    indexed = store.catalog.sources_of([p.paper_id for p in changed])
+    kept: dict[str, bool] = {}
+    for paper in changed:
+        theirs = indexed.get(paper.paper_id, [])
+        if not theirs or set(paper.sources) & set(theirs):
+            continue  # a revision of the file it came from
+        text_differs = known[paper.paper_id][0] != paper.content_hash
+        names = ", ".join(theirs)
+        if any(map(corpus.source_exists, theirs)):
+            kept[paper.paper_id] = text_differs
+            if text_differs:
+                report.warnings.append(
+                    f"{paper.title!r} in {paper.sources[0]} differs from the indexed paper of "
+                    f"the same title (from {names}); kept the indexed one: a paper changes "
+                    "only through a file it came from"
+                )
+        elif text_differs:
+            report.warnings.append(
+                f"{paper.title!r} in {paper.sources[0]} replaced the indexed paper of the "
+                f"same title, whose file ({names}) is gone"
+            )
+    return kept
+
+
+def _hashes(paper: Paper) -> tuple[str, str]:
+    return paper.content_hash, paper.meta_hash
 
 
 def _update_sources(

@@ -17,6 +17,7 @@ one built in one go.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 IDS_FILE = "chunk_ids.json"
 META_FILE = "lexical.json"
 COUNTS_FILE = "counts.npz"
+REPAIR = "run `rag-assistant index check --repair` (builds it again from the catalog)"
 EMPTY_TOKEN = ""  # bm25s adds it to every vocabulary it builds from strings
 
 
@@ -321,14 +323,16 @@ class LexicalIndex:
                 n_docs = retriever.scores["num_docs"]
                 if n_docs != len(ids):
                     raise ValueError(f"{n_docs} documents but {len(ids)} chunk ids")
+            # the rows are in chunk-id order; ids in another order would name the wrong
+            # chunk for every score
+            if any(a >= b for a, b in itertools.pairwise(ids)):
+                raise ValueError(f"the chunk ids of {IDS_FILE} are out of order")
         except FileNotFoundError as exc:
             raise IndexCorruptError(
-                f"{what} is missing ({Path(exc.filename).name}); run `rag-assistant index rebuild`"
+                f"{what} is missing ({Path(exc.filename).name}); {REPAIR}"
             ) from None
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise IndexCorruptError(
-                f"{what} is damaged ({exc}); run `rag-assistant index rebuild`"
-            ) from None
+            raise IndexCorruptError(f"{what} is damaged ({exc}); {REPAIR}") from None
         return cls(retriever, ids, int(meta["generation"]), directory=directory)
 
 
@@ -368,11 +372,9 @@ def _load_counts(directory: Path | None, n_docs: int) -> csr_matrix:
             )
     except FileNotFoundError:
         raise IndexCorruptError(
-            f"the lexical index {directory} has no term counts ({COUNTS_FILE}); "
-            "run `rag-assistant index check --repair`"
+            f"the lexical index {directory} has no term counts ({COUNTS_FILE}); {REPAIR}"
         ) from None
     except (OSError, ValueError, KeyError) as exc:
         raise IndexCorruptError(
-            f"the term counts of the lexical index {directory} are damaged ({exc}); "
-            "run `rag-assistant index check --repair`"
+            f"the term counts of the lexical index {directory} are damaged ({exc}); {REPAIR}"
         ) from None

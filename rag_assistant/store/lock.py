@@ -40,19 +40,19 @@ def writing(home: Path) -> Iterator[None]:
                 f"the index in {home} is busy: {holder} is writing to it; try again when it "
                 "has finished"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
         held.add(key)
         try:
-            yield
-        finally:
-            held.discard(key)
-    finally:
-        with contextlib.suppress(OSError):
             handle.seek(0)
             handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            yield
+        finally:  # only the holder clears its pid (a refused writer leaves it for the next)
+            held.discard(key)
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+    finally:
         handle.close()  # releases the lock
 
 

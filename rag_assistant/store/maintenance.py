@@ -1,45 +1,85 @@
-"""Check, repair and rebuild: finding where the parts disagree with the catalog, bringing
-them back in line, and rebuilding everything with the current settings."""
+"""Check, repair, resume and rebuild: finding where the parts disagree with the catalog (or
+are damaged), bringing them back in line, completing what an interrupted ingest left, and
+rebuilding everything with the current settings (:mod:`.rebuild`).
+
+Every problem :func:`check` reports names its part and the command that fixes it; those
+marked repairable are fixed by :func:`repair` (``rag-assistant index check --repair``), the
+catalog's by ``rag-assistant index rebuild``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sqlite3
-import time
-from pathlib import Path
 
-from .. import corpus
-from ..errors import ConfigurationError, IndexCorruptError
-from ..types import IngestReport, Paper, Problem, Progress, no_progress
-from .catalog import Catalog
-from .chunking import Chunker
-from .ingest import BATCH_PAPERS, ingest, ingest_batch
+from ..errors import IndexBusyError, IndexCorruptError, StorageError, VectorStoreError
+from ..faults import failpoint
+from ..types import IngestReport, Problem, Progress, Recovery, no_progress
+from . import lock
 from .lexical import LexicalIndex
-from .parts import CATALOG, Store
+from .parts import Store
+from .rebuild import rebuild as _rebuild
+from .switch import LEGACY_BACKUP, STAGING, discard_leftovers, finish_switch, read_state
 from .sync import sync
 
-REBUILD_BACKUP = "catalog.rebuild.sqlite3"
+REPAIR = "run `rag-assistant index check --repair`"
 
 
 def check(store: Store) -> list[Problem]:
-    """Every inconsistency between the parts, without changing anything."""
-    problems: list[Problem] = []
+    """Every inconsistency between the parts, without changing anything. Holds the write
+    lock while it looks: an ingest in progress raises :class:`IndexBusyError` naming it
+    (its unfinished work is no problem)."""
+    with store.writing():
+        return _check(store)
+
+
+def _check(store: Store) -> list[Problem]:
+    problems = _leftovers(store)
     if not store.has_catalog():
         if store.manifest_path.exists():
-            problems.append(
-                Problem(
-                    "catalog",
-                    f"{store.home / CATALOG} is missing; run `rag-assistant index rebuild`",
-                    False,
-                )
+            problems.append(Problem("catalog", store.catalog_problem() or "", False))
+        return problems
+    problem = store.catalog_problem()
+    if problem is not None:
+        return [*problems, Problem("catalog", problem, False)]
+    try:
+        return problems + _check_parts(store)
+    except IndexCorruptError as exc:  # a damaged page met past SQLite's quick check
+        if not isinstance(exc.__cause__, sqlite3.Error):
+            raise
+        return [*problems, Problem("catalog", str(exc), False)]
+
+
+def _leftovers(store: Store) -> list[Problem]:
+    staging = store.home / STAGING
+    if staging.exists():
+        state = read_state(store)
+        if state is not None and state.phase == "switching":
+            message = (
+                f"a rebuild was stopped while switching to the rebuilt index ({staging}); "
+                f"{REPAIR} or `rag-assistant index rebuild` to finish it"
             )
-        return problems
+        else:
+            message = (
+                f"an interrupted rebuild left its unfinished work in {staging} (the index "
+                "does not depend on it); run `rag-assistant index rebuild` to rebuild again, "
+                "or `rag-assistant index check --repair` to discard it"
+            )
+        return [Problem("rebuild", message)]
+    if (store.home / LEGACY_BACKUP).exists():
+        return [
+            Problem(
+                "rebuild",
+                f"{store.home / LEGACY_BACKUP} was left by an interrupted rebuild of an earlier "
+                f"version; {REPAIR} to remove it (the catalog is intact)",
+            )
+        ]
+    return []
+
+
+def _check_parts(store: Store) -> list[Problem]:
+    problems: list[Problem] = []
     catalog = store.catalog
-    bad = catalog.integrity_problems()
-    if bad:
-        problems.append(Problem("catalog", "; ".join(bad[:3]), False))
-        return problems
     try:
         manifest = store.read_manifest()
     except IndexCorruptError as exc:
@@ -47,118 +87,240 @@ def check(store: Store) -> list[Problem]:
         manifest = None
     papers, _ = catalog.counts()
     if manifest is None and papers and not store.manifest_path.exists():
-        problems.append(Problem("manifest", f"{store.manifest_path} is missing"))
-    if manifest is not None:
-        try:
-            lexical = LexicalIndex.load(store.home / manifest.lexical.dir)
-            if set(lexical.chunk_ids) != catalog.chunk_ids():
-                problems.append(
-                    Problem("lexical", "the lexical index and the catalog hold different chunks")
-                )
-        except IndexCorruptError as exc:
-            problems.append(Problem("lexical", str(exc)))
-        model = manifest.dense_model
-        if model and not (store.home / model).exists():
-            problems.append(Problem("dense model", f"{model} is missing"))
+        problems.append(
+            Problem(
+                "manifest",
+                f"{store.manifest_path} is missing (an ingest was interrupted before its "
+                f"end); {REPAIR}",
+            )
+        )
+    in_catalog = catalog.chunk_ids()
     dense = catalog.dense_state()
-    if dense is not None:
-        in_chroma = store.vectors.ids(dense.collection)
-        in_catalog = catalog.chunk_ids()
-        extra, missing = in_chroma - in_catalog, in_catalog - in_chroma
-        if extra:
+    if manifest is not None:
+        problems += _check_lexical(store, manifest, in_catalog)
+        if dense is not None and manifest.chroma.collection != dense.collection:
             problems.append(
-                Problem("chroma", f"{len(extra)} chunk(s) in Chroma that the catalog does not hold")
+                Problem(
+                    "manifest",
+                    f"{store.manifest_path} names the Chroma collection "
+                    f"{manifest.chroma.collection!r}, but the vectors are in "
+                    f"{dense.collection!r}; {REPAIR}",
+                )
             )
-        if missing:
-            problems.append(
-                Problem("chroma", f"{len(missing)} chunk(s) of the catalog missing from Chroma")
+    problems += _check_dense_model(store, dense)
+    problems += _check_chroma(store, dense, in_catalog)
+    return problems
+
+
+def _check_lexical(store: Store, manifest, in_catalog: set[str]) -> list[Problem]:
+    try:
+        lexical = LexicalIndex.load(store.home / manifest.lexical.dir)
+        lexical.counts()
+    except IndexCorruptError as exc:
+        return [Problem("lexical", str(exc))]
+    if set(lexical.chunk_ids) != in_catalog:
+        return [
+            Problem("lexical", f"the lexical index and the catalog hold different chunks; {REPAIR}")
+        ]
+    if manifest.lexical.generation != store.catalog.generation:
+        return [
+            Problem(
+                "lexical",
+                f"the lexical index is of catalog generation {manifest.lexical.generation}, "
+                f"the catalog is at {store.catalog.generation} (an ingest was interrupted); "
+                f"{REPAIR}",
             )
+        ]
+    return []
+
+
+def _check_dense_model(store: Store, dense) -> list[Problem]:
+    if dense is None or dense.model_file is None:
+        return []
+    from .embeddings import LSAEmbedder
+
+    path = store.home / dense.model_file
+    try:
+        model = LSAEmbedder.load(path)
+    except IndexCorruptError as exc:
+        return [Problem("dense model", str(exc))]
+    if model.fit_id != dense.model.fit_id:
+        return [
+            Problem(
+                "dense model",
+                f"{path} is not the model the vectors were made with (fit {model.fit_id}, "
+                f"the catalog says {dense.model.fit_id}); {REPAIR} (refits it and embeds "
+                "every chunk again)",
+            )
+        ]
+    return []
+
+
+def _check_chroma(store: Store, dense, in_catalog: set[str]) -> list[Problem]:
+    if dense is None:
+        return []
+    try:
+        vectors = store.vectors
+    except IndexCorruptError as exc:  # the embedded store is damaged
+        return [Problem("chroma store", str(exc))]
+    except VectorStoreError as exc:  # a server that cannot be reached: nothing to repair
+        return [Problem("chroma store", str(exc), False)]
+    if not vectors.has_collection(dense.collection):
+        return [
+            Problem(
+                "chroma",
+                f"the collection {dense.collection!r} is missing from Chroma; {REPAIR} (embeds "
+                "every chunk again)",
+            )
+        ]
+    in_chroma = vectors.ids(dense.collection)
+    extra, missing = in_chroma - in_catalog, in_catalog - in_chroma
+    problems = []
+    if extra:
+        problems.append(
+            Problem(
+                "chroma",
+                f"{len(extra)} chunk(s) in Chroma that the catalog does not hold; {REPAIR}",
+            )
+        )
+    if missing:
+        problems.append(
+            Problem(
+                "chroma", f"{len(missing)} chunk(s) of the catalog missing from Chroma; {REPAIR}"
+            )
+        )
     return problems
 
 
 def repair(store: Store, progress: Progress = no_progress) -> list[Problem]:
-    """Bring every derived part back in line with the catalog; returns what was found."""
+    """Bring every derived part back in line with the catalog; returns what was found.
+    Nothing is repaired when a problem is not repairable (the catalog's: rebuild)."""
     with store.writing():
-        problems = check(store)
-        if any(not p.repairable for p in problems):
+        finished = finish_switch(store)
+        problems = _check(store)
+        if finished:
+            problems.insert(
+                0, Problem("rebuild", "a rebuild was stopped while switching; finished it")
+            )
+        if not problems or any(not p.repairable for p in problems):
             return problems
+        parts = {p.part for p in problems}
+        discard_leftovers(store)
         catalog = store.catalog
+        if "chroma store" in parts:
+            _recreate_chroma(store)
+        if "dense model" in parts:
+            catalog.clear_dense_state()  # the sync refits it and embeds every chunk
         dense = catalog.dense_state()
         if dense is not None:
-            in_chroma = store.vectors.ids(dense.collection)
+            vectors = store.vectors
+            vectors.collection(dense.collection, create=True)
+            in_chroma = vectors.ids(dense.collection)
             in_catalog = catalog.chunk_ids()
-            store.vectors.delete(dense.collection, sorted(in_chroma - in_catalog))
+            vectors.delete(dense.collection, sorted(in_chroma - in_catalog))
             catalog.mark_all_pending()
             catalog.mark_embedded(sorted(in_catalog & in_chroma))
-        for d in (store.home / "lexical").glob("g*"):
-            shutil.rmtree(d, ignore_errors=True)
+        if "lexical" in parts:  # only then: a healthy lexical index is updated by delta
+            for d in (store.home / "lexical").glob("g*"):
+                shutil.rmtree(d, ignore_errors=True)
+        failpoint("repair:before-sync")
         sync(store, progress)
     return problems
 
 
-def rebuild(store: Store, progress: Progress = no_progress) -> IngestReport:
-    """Re-chunk and re-embed everything with the current settings, from the catalog's
-    abstracts (or, when the catalog is unusable, from the sources the manifest lists).
-
-    The catalog is first copied to ``catalog.rebuild.sqlite3``, which is removed only when
-    the rebuild is complete: a rebuild that is killed is resumed from that copy.
-    """
-    started = time.perf_counter()
-    backup = store.home / REBUILD_BACKUP
-    sources: list[str] = []
-    with store.writing():
-        if not backup.exists() and _catalog_usable(store):
-            store.catalog.backup_to(backup)
-        if not backup.exists():
-            with contextlib.suppress(IndexCorruptError):
-                manifest = store.read_manifest()
-                sources = manifest.sources if manifest else []
-        store.discard_all()
-        store.begin_write()
-        report = IngestReport()
-        if backup.exists():
-            old = Catalog(backup)
-            chunker = Chunker(store.settings.chunking)
-            batch: list[Paper] = []
-            for paper in old.iter_papers():
-                batch.append(paper)
-                if len(batch) >= BATCH_PAPERS:
-                    ingest_batch(store, batch, chunker, report)
-                    progress("reading", report.added, None)
-                    batch = []
-            if batch:
-                ingest_batch(store, batch, chunker, report)
-            old.close()
-            sync(store, progress, report)
-            backup.unlink()
-        elif not sources:
-            raise ConfigurationError(
-                f"nothing to rebuild in {store.home}: no usable catalog and no manifest "
-                "naming the sources; ingest the files again"
-            )
-    if sources:
-        paths = [p for p in map(_source_path, sources) if p.exists()]
-        if not paths:
-            raise ConfigurationError(
-                "cannot rebuild: the catalog is unusable and the source files the "
-                "manifest names are gone; ingest the files again"
-            )
-        report = ingest(store, paths, progress=progress)
-    report.papers, report.chunks = store.catalog.counts()
-    report.seconds = time.perf_counter() - started
-    return report
+def _recreate_chroma(store: Store) -> None:
+    """The embedded Chroma store is damaged: remove it (it holds only what the catalog can
+    make again); the sync embeds every chunk into a new one."""
+    store.close_vectors()
+    shutil.rmtree(store.home / "chroma")
+    store.catalog.mark_all_pending()
 
 
-def _catalog_usable(store: Store) -> bool:
+# --- what an interrupted ingest left ------------------------------------------------------------
+
+
+def interrupted(store: Store, *, locked: bool = False) -> str:
+    """One line when an ingest or rebuild was interrupted and left work undone (or one is
+    running in another process); "" otherwise. Cheap: a few small queries. ``locked``: the
+    caller holds the write lock (so nobody else is writing)."""
+    staging = store.home / STAGING
+    if staging.exists():
+        state = read_state(store)
+        if state is not None and state.phase == "switching":
+            return "a rebuild was interrupted while switching to the rebuilt index"
+        running = None if locked else _holder(store)
+        if running:
+            return f"a rebuild is running ({running})"
+        return (
+            f"an interrupted rebuild left unfinished work in {staging} (the index is unchanged;"
+            " `rag-assistant index rebuild` rebuilds again, `index check --repair` discards it)"
+        )
     if not store.has_catalog():
-        return False
+        return ""
     try:
-        return not store.catalog.integrity_problems()
-    except (IndexCorruptError, sqlite3.DatabaseError):
-        return False
+        catalog = store.catalog
+        manifest = store.read_manifest()
+    except StorageError:
+        return ""  # damaged or unreadable, not interrupted: readers name it
+    papers, _ = catalog.counts()
+    left = []
+    if manifest is None:
+        if papers:
+            left.append(f"{papers:,} papers not yet searchable (no manifest yet)")
+    else:
+        pending = catalog.pending_count()
+        if pending:
+            left.append(f"{pending:,} chunk(s) without vectors")
+        if manifest.lexical.generation != catalog.generation:
+            left.append("the BM25 index behind the catalog")
+    if not left:
+        return ""
+    running = None if locked else _holder(store)
+    if running:
+        return f"an ingest is running ({running}): " + " and ".join(left)
+    return "an interrupted ingest left " + " and ".join(left)
 
 
-def _source_path(source: str) -> Path:
-    if source.startswith(corpus.BUNDLED_PREFIX):
-        return corpus.bundled_corpus_dir() / source[len(corpus.BUNDLED_PREFIX) :]
-    return Path(source)
+def _holder(store: Store) -> str | None:
+    try:
+        return lock.holder(store.home)
+    except OSError:  # a read-only home: nobody can be writing
+        return None
+
+
+def resume(store: Store, progress: Progress = no_progress) -> Recovery:
+    """Complete what an interrupted ingest left (vectors, the lexical index, the manifest)
+    or finish the switch of an interrupted rebuild; see :class:`Recovery`."""
+    found = interrupted(store)
+    if not found:
+        return Recovery("none")
+    try:
+        with store.writing():
+            finished = finish_switch(store)
+            found = interrupted(store, locked=True)
+            if found.startswith("an interrupted ingest"):
+                report = IngestReport()
+                sync(store, progress, report)
+                return Recovery(
+                    "completed",
+                    f"completed an interrupted ingest: {report.embedded:,} chunk(s) embedded, "
+                    "the BM25 index and the manifest brought up to date",
+                    report.embedded,
+                )
+            if finished:
+                return Recovery("completed", "finished switching to an interrupted rebuild")
+            return Recovery("left", found) if found else Recovery("none")
+    except IndexBusyError:
+        running = _holder(store) or "another process"
+        return Recovery(
+            "busy",
+            f"{running} is writing to the index; what it adds becomes searchable when it "
+            "has finished",
+        )
+
+
+def rebuild(
+    store: Store, progress: Progress = no_progress, *, allow_shrink: bool = False
+) -> IngestReport:
+    """See :func:`.rebuild.rebuild`."""
+    return _rebuild(store, progress, allow_shrink=allow_shrink)

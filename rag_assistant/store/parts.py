@@ -9,22 +9,24 @@ Layout of ``RAG_ASSISTANT_HOME``::
     lexical/g<N>/        BM25 built from catalog generation N
     dense/lsa-<id>.npz   the fitted LSA model
     write.lock           held by the one process that writes
+    rebuild/             a rebuild in progress (see :mod:`.rebuild`)
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import IndexCorruptError, IndexMismatchError, VectorStoreError
+from ..errors import IndexCorruptError, IndexMismatchError
 from ..settings import Settings
 from ..text.terms import ANALYZER_VERSION
 from . import lock
-from .catalog import Catalog
+from .catalog import Catalog, sqlite_error
+from .files import check_home, ensure_home, os_errors, storage_error, why_unusable
 from .manifest import MANIFEST, ChromaPlace, Chunking, DenseState, Identity, read_manifest
 
 CATALOG = "catalog.sqlite3"
@@ -37,6 +39,7 @@ class Store:
     def __init__(self, settings: Settings, *, embedder=None) -> None:
         self.settings = settings
         self.home = settings.home
+        check_home(self.home)
         self._given_embedder = embedder
         self._catalog: Catalog | None = None
         self._vectors = None
@@ -45,10 +48,65 @@ class Store:
 
     @property
     def catalog(self) -> Catalog:
+        """The catalog, opened on first use (created in a new index). A catalog emptied or
+        replaced under a manifest that lists papers is refused as damaged: treated as a
+        new one, it would be filled with the bundled corpus, or rebuilt as nothing."""
         if self._catalog is None:
-            self.home.mkdir(parents=True, exist_ok=True)
-            self._catalog = Catalog(self.home / CATALOG)
+            ensure_home(self.home)
+            path = self.home / CATALOG
+            manifest = self._manifest_quietly()
+            if manifest is not None and path.is_file() and path.stat().st_size == 0:
+                raise self._emptied(manifest, "is empty (0 bytes)")
+            catalog = Catalog(path)
+            if manifest is not None and manifest.papers and catalog.identity() is None:
+                catalog.close()
+                raise self._emptied(manifest, "holds no index (it was emptied or replaced)")
+            self._catalog = catalog
         return self._catalog
+
+    def catalog_problem(self) -> str | None:
+        """None when the catalog is intact; else what is wrong with it (missing, empty,
+        damaged), ending with the command that fixes it. A catalog that cannot be read
+        (permissions, a read-only disk) raises its typed error instead: it is not damaged."""
+        path = self.home / CATALOG
+        with os_errors(path):
+            if not path.exists():
+                return f"the catalog {path} is missing; {self.rebuild_advice()}"
+            if not path.is_file():
+                raise why_unusable(path) or IndexCorruptError(f"{path} is not a file")
+            if path.stat().st_size == 0:
+                return f"the catalog {path} is empty (0 bytes); {self.rebuild_advice()}"
+        try:
+            bad = self.catalog.integrity_problems()
+        except IndexCorruptError as exc:
+            return str(exc)
+        except sqlite3.Error as exc:
+            typed = sqlite_error(exc, path)
+            if isinstance(typed, IndexCorruptError):
+                return str(typed)
+            raise typed from exc
+        if bad:
+            return f"the catalog {path} is damaged ({'; '.join(bad[:3])}); {self.rebuild_advice()}"
+        return None
+
+    def rebuild_advice(self) -> str:
+        """What to run when the catalog is lost."""
+        manifest = self._manifest_quietly()
+        listed = f"the {len(manifest.sources)} source file(s)" if manifest else "the source files"
+        return f"run `rag-assistant index rebuild` (rebuilds it from {listed} the manifest lists)"
+
+    def _manifest_quietly(self):
+        """The manifest, or None when it is missing or damaged."""
+        try:
+            return self.read_manifest()
+        except IndexCorruptError:
+            return None
+
+    def _emptied(self, manifest, what: str) -> IndexCorruptError:
+        return IndexCorruptError(
+            f"the catalog {self.home / CATALOG} {what}, but the manifest lists "
+            f"{manifest.papers} papers; {self.rebuild_advice()}"
+        )
 
     @property
     def vectors(self):
@@ -64,6 +122,12 @@ class Store:
             self._catalog.close()
             self._catalog = None
 
+    def close_vectors(self) -> None:
+        """Release the Chroma client (opened again on next use)."""
+        if self._vectors is not None:
+            self._vectors.close()
+            self._vectors = None
+
     @property
     def manifest_path(self) -> Path:
         return self.home / MANIFEST
@@ -75,18 +139,43 @@ class Store:
     def has_catalog(self) -> bool:
         return (self.home / CATALOG).exists()
 
+    def reopen_catalog_if_replaced(self) -> None:
+        """Open the catalog again when another process replaced its file (a rebuild)."""
+        if self._catalog is None:
+            return
+        try:
+            replaced = (self.home / CATALOG).stat().st_ino != self._catalog.inode
+        except FileNotFoundError:
+            replaced = True
+        if replaced:
+            self.close()
+
     def require_catalog(self) -> None:
         """Raise when a manifest names an index whose catalog is gone: treating it as empty
         would fill it with the bundled corpus, or fail later on a misleading mismatch."""
         if not self.has_catalog() and self.manifest_path.exists():
             raise IndexCorruptError(
-                f"the catalog {self.home / CATALOG} is missing; run `rag-assistant index "
-                "rebuild` (re-reads the source files the manifest lists)"
+                f"the catalog {self.home / CATALOG} is missing; {self.rebuild_advice()}"
             )
 
-    def writing(self) -> contextlib.AbstractContextManager[None]:
-        """Hold the index's write lock, or raise :class:`IndexBusyError` at once."""
-        return lock.writing(self.home)
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the index's write lock, or raise :class:`IndexBusyError` at once. A full
+        disk, a read-only file system or permissions met meanwhile raise their typed errors
+        (:func:`~.files.storage_error`); SQLite's say the same of the catalog."""
+        ensure_home(self.home)
+        try:
+            with lock.writing(self.home):
+                yield
+        except OSError as exc:
+            typed = storage_error(exc, exc.filename or self.home)
+            if typed is None:
+                raise
+            raise typed from exc
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError)):
+                raise  # a bug: its traceback stays
+            raise sqlite_error(exc, self.home / CATALOG) from exc
 
     # --- identity: what the index was built with ---------------------------------------------
 
@@ -197,22 +286,3 @@ class Store:
         index_id = identity.index_id if identity else "x"
         safe = re.sub(r"[^a-zA-Z0-9_-]", "-", tag)[:40]
         return f"{self.settings.collection_prefix}_{index_id}_{safe}"
-
-    # --- starting over ------------------------------------------------------------------------
-
-    def discard_all(self) -> None:
-        """Delete every part but a rebuild backup (under the write lock)."""
-        identity = None
-        with contextlib.suppress(IndexCorruptError, sqlite3.DatabaseError, ValueError):
-            identity = self.identity()
-        if identity:
-            prefix = f"{self.settings.collection_prefix}_{identity.index_id}_"
-            with contextlib.suppress(VectorStoreError):
-                for name in self.vectors.collection_names():
-                    if name.startswith(prefix):
-                        self.vectors.drop(name)
-        self.close()
-        for name in (CATALOG, CATALOG + "-wal", CATALOG + "-shm", MANIFEST):
-            (self.home / name).unlink(missing_ok=True)
-        for d in ("lexical", "dense"):
-            shutil.rmtree(self.home / d, ignore_errors=True)
