@@ -14,8 +14,6 @@ from pathlib import Path
 
 from .errors import IndexCorruptError
 from .settings import Settings
-from .store import maintenance
-from .store.ingest import ingest
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
@@ -146,15 +144,23 @@ class Index(Store):
         progress: Progress = no_progress,
     ) -> IngestReport:
         """See :func:`rag_assistant.store.ingest.ingest`."""
+        from .store.ingest import ingest  # writing only: a reader does not import it
+
         return ingest(
             self, paths, prune=prune, strict=strict, categories=categories, progress=progress
         )
 
     def check(self) -> list[Problem]:
+        from .store import maintenance
+
         return maintenance.check(self)
 
     def repair(self, progress: Progress = no_progress) -> list[Problem]:
+        from .store import maintenance
+
         return maintenance.repair(self, progress)
 
     def rebuild(self, progress: Progress = no_progress) -> IngestReport:
+        from .store import maintenance
+
         return maintenance.rebuild(self, progress)
