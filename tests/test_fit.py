@@ -129,3 +129,27 @@ def test_fitting_the_bundled_corpus_does_not_import_scikit_learn(assistant: Assi
     fitted_on, dimensions, imported = done.stdout.split()
     assert int(fitted_on) > 500 and int(dimensions) == 384
     assert imported == "False"
+
+
+def test_the_svd_runs_on_one_blas_thread_in_a_fresh_process():
+    """Every BLAS library the SVD uses, scipy's own included (loaded on first use), is held
+    to one thread while it runs: OpenBLAS threads spin on shared cores."""
+    import subprocess
+    import sys
+
+    script = (
+        "from threadpoolctl import threadpool_info\n"
+        "from rag_assistant.store import embeddings\n"
+        "seen = []\n"
+        "def spy(matrix, k, **_):\n"
+        "    import scipy.linalg  # what the SVD uses, loaded by now\n"
+        "    seen.extend(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
+        "    return real(matrix, k)\n"
+        "real, embeddings._exact_components = embeddings._exact_components, spy\n"
+        "import scipy.sparse\n"
+        "embeddings.top_components(scipy.sparse.random(60, 80, density=0.2, format='csr'), 20)\n"
+        "print(len(seen) >= 2, set(seen))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "{1}"]

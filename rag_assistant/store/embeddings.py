@@ -215,13 +215,17 @@ def top_components(matrix: csr_matrix, k: int, *, seed: int = 0) -> np.ndarray:
     Either way with one BLAS thread: OpenBLAS threads spin while they wait, and on two cores
     shared with other work (or with this ingest's own parsing process) the QR and SVD steps
     took 3-15 times longer with two threads than with one (measured; see the README)."""
+    import scipy.linalg  # noqa: F401  (loads scipy's own BLAS before the limit is set)
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        if min(matrix.shape) <= 2 * (k + 10):
-            return _exact_components(matrix, k)
+    exact = min(matrix.shape) <= 2 * (k + 10)
+    if not exact:
         from sklearn.utils.extmath import randomized_svd
-
+    # The limit applies to the BLAS libraries loaded when it is set: everything the SVD
+    # uses is imported above.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if exact:
+            return _exact_components(matrix, k)
         _, _, vt = randomized_svd(
             matrix, n_components=k, n_iter=RANDOMIZED_ITERATIONS, random_state=seed
         )
