@@ -202,6 +202,12 @@ papers (``bench/fit_quality.py``, 360 questions, dense retrieval alone): hit@1 /
 the share of the TF-IDF matrix's energy kept 0.425, 0.437 and 0.441."""
 
 
+def load_fit_libraries() -> None:
+    """Import what a large fit uses (an ingest does it while its files are read)."""
+    import scipy.linalg  # noqa: F401
+    import sklearn.utils.extmath  # noqa: F401
+
+
 def top_components(matrix: csr_matrix, k: int, *, seed: int = 0) -> np.ndarray:
     """The top ``k`` right singular vectors of ``matrix`` (rows of the result), found by a
     method sized to the data:

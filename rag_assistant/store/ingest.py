@@ -23,7 +23,7 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,7 +95,12 @@ def ingest(
         in_process = sum(_size(f) for f in files) <= PROCESS_BYTES
         reading: Reading | None = None
         first = True
-        for item in _produced(job, store.catalog if in_process else None):
+        produced = _produced(
+            job,
+            store.catalog if in_process else None,
+            meanwhile=lambda: _prepare_writing(store, dense),
+        )
+        for item in produced:
             if isinstance(item, Reading):
                 reading = item
                 break
@@ -235,11 +240,14 @@ def _prepare(
 PRODUCER = "from rag_assistant.store.ingest import _producer_main; _producer_main()"
 
 
-def _produced(job: _Job, catalog: Catalog | None) -> Iterator[Batch | Reading]:
+def _produced(
+    job: _Job, catalog: Catalog | None, *, meanwhile: Callable[[], None]
+) -> Iterator[Batch | Reading]:
     """The producer's output: run here over ``catalog``, or (``catalog`` None) in a process
     of its own (a new interpreter: neither a fork of a process that may run threads, nor a
     re-run of the caller's script), which sends its batches through a pipe: it prepares the
-    next batch while the writer works on this one, and waits while one is not taken."""
+    next batch while the writer works on this one, and waits while one is not taken.
+    ``meanwhile`` runs here while the producer process starts and reads its first batch."""
     if catalog is not None:
         yield from _produce(job, catalog)
         return
@@ -249,6 +257,7 @@ def _produced(job: _Job, catalog: Catalog | None) -> Iterator[Batch | Reading]:
     try:
         pickle.dump(job, process.stdin)
         process.stdin.close()
+        meanwhile()
         while True:
             try:
                 message = pickle.load(process.stdout)
@@ -311,6 +320,17 @@ def _producer_main() -> None:
         catalog.close()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             channel.close()
+
+
+def _prepare_writing(store: Store, dense: DenseWriter | None) -> None:
+    """What the writer will need, loaded while the producer process reads: Chroma (its
+    import and client take a second or more) and, when this ingest fits the dense model,
+    the fit's libraries."""
+    store.vectors  # noqa: B018  (opens the store)
+    if dense is None and store.settings.embedding.backend == "lsa":
+        from .embeddings import load_fit_libraries
+
+        load_fit_libraries()
 
 
 def _size(path: Path) -> int:
