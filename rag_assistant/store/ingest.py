@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,12 +96,10 @@ def ingest(
         in_process = sum(_size(f) for f in files) <= PROCESS_BYTES
         reading: Reading | None = None
         first = True
-        produced = _produced(
-            job,
-            store.catalog if in_process else None,
-            meanwhile=lambda: _prepare_writing(store, dense),
-        )
-        for item in produced:
+        # While a producer process reads, a thread here loads what writing will need; the
+        # writer waits for it before it first touches Chroma.
+        preparing = None if in_process else _in_thread(_prepare_writing, store, dense)
+        for item in _produced(job, store.catalog if in_process else None):
             if isinstance(item, Reading):
                 reading = item
                 break
@@ -113,8 +112,10 @@ def ingest(
             report.updated += item.updated
             report.unchanged += item.unchanged
             if dense is not None:
+                _wait(preparing)
                 dense.write(item.upserts, item.added)
             progress("reading", item.read, None)
+        _wait(preparing)
         assert reading is not None, "the producer ended without its report"
         progress("reading", reading.read, reading.read)
         report.entries = reading.log.entries
@@ -240,14 +241,11 @@ def _prepare(
 PRODUCER = "from rag_assistant.store.ingest import _producer_main; _producer_main()"
 
 
-def _produced(
-    job: _Job, catalog: Catalog | None, *, meanwhile: Callable[[], None]
-) -> Iterator[Batch | Reading]:
+def _produced(job: _Job, catalog: Catalog | None) -> Iterator[Batch | Reading]:
     """The producer's output: run here over ``catalog``, or (``catalog`` None) in a process
     of its own (a new interpreter: neither a fork of a process that may run threads, nor a
     re-run of the caller's script), which sends its batches through a pipe: it prepares the
-    next batch while the writer works on this one, and waits while one is not taken.
-    ``meanwhile`` runs here while the producer process starts and reads its first batch."""
+    next batch while the writer works on this one, and waits while one is not taken."""
     if catalog is not None:
         yield from _produce(job, catalog)
         return
@@ -257,7 +255,6 @@ def _produced(
     try:
         pickle.dump(job, process.stdin)
         process.stdin.close()
-        meanwhile()
         while True:
             try:
                 message = pickle.load(process.stdout)
@@ -320,6 +317,21 @@ def _producer_main() -> None:
         catalog.close()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             channel.close()
+
+
+def _in_thread(function: Callable[..., None], *args) -> Future:
+    """``function(*args)`` started in a thread; its outcome (or error) in the future."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-assistant-ingest")
+    try:
+        return executor.submit(function, *args)
+    finally:
+        executor.shutdown(wait=False)
+
+
+def _wait(future: Future | None) -> None:
+    """Wait for ``future``; its error, if it failed, is raised here."""
+    if future is not None:
+        future.result()
 
 
 def _prepare_writing(store: Store, dense: DenseWriter | None) -> None:
