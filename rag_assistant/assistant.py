@@ -32,7 +32,7 @@ from .answer.retrieval import Retriever
 from .errors import EmptyQuestionError, IndexEmptyError, InvalidParameterError, QuestionTooLongError
 from .index import Index
 from .settings import MAX_K, Settings, build_settings
-from .text.tokens import encoding
+from .text.tokens import count_over
 from .types import (
     REFUSAL,
     Answer,
@@ -248,8 +248,8 @@ class Assistant:
                 f"the question is {len(question):,} characters long; the limit is "
                 f"{limit_chars:,} characters and {limit_tokens} tokens"
             )
-        n_tokens = len(encoding(self.settings.chunking.tokenizer).encode_ordinary(question))
-        if n_tokens > limit_tokens:
+        n_tokens = count_over(question, limit_tokens, self.settings.chunking.tokenizer)
+        if n_tokens is not None:
             raise QuestionTooLongError(
                 f"the question has {n_tokens} tokens; the limit is {limit_tokens} "
                 "(RAG_ASSISTANT_ANSWER__MAX_QUESTION_TOKENS)"

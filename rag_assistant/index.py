@@ -15,8 +15,6 @@ from pathlib import Path
 
 from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
-from .store import maintenance
-from .store.ingest import ingest
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
@@ -160,6 +158,8 @@ class Index(Store):
         return sum(self.idf(t) for t in terms if t in vocabulary) / total
 
     def status(self) -> IndexStatus:
+        from .store import maintenance
+
         manifest = self.manifest()
         papers, chunks = self.catalog.counts() if self.has_catalog() else (0, 0)
         wanted = self.wanted()
@@ -193,20 +193,30 @@ class Index(Store):
         progress: Progress = no_progress,
     ) -> IngestReport:
         """See :func:`rag_assistant.store.ingest.ingest`."""
+        from .store.ingest import ingest  # writing only: a reader does not import it
+
         return ingest(
             self, paths, prune=prune, strict=strict, categories=categories, progress=progress
         )
 
     def check(self) -> list[Problem]:
+        from .store import maintenance
+
         return maintenance.check(self)
 
     def repair(self, progress: Progress = no_progress) -> list[Problem]:
+        from .store import maintenance
+
         return maintenance.repair(self, progress)
 
     def resume(self, progress: Progress = no_progress) -> Recovery:
+        from .store import maintenance
+
         return maintenance.resume(self, progress)
 
     def rebuild(
         self, progress: Progress = no_progress, *, allow_shrink: bool = False
     ) -> IngestReport:
+        from .store import maintenance
+
         return maintenance.rebuild(self, progress, allow_shrink=allow_shrink)

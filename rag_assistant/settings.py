@@ -212,6 +212,13 @@ class Settings(BaseSettings):
         description="Use a `chroma run` server at this URL instead of the embedded store.",
     )
     collection_prefix: str = Field("rag_chunks", description="Chroma collection name prefix.")
+    chroma_texts: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="Whether Chroma keeps each chunk's text, title and paper id beside its "
+        "vector. 'auto': with a Chroma server (whose other readers may rely on Chroma "
+        "alone), not in the embedded store (the catalog holds them, and readers use it). "
+        "A change applies to chunks written afterwards; `index rebuild` rewrites all.",
+    )
     prompts_dir: Path | None = Field(
         None, description="A folder of edited prompt templates (default: the shipped ones)."
     )
@@ -239,6 +246,13 @@ class Settings(BaseSettings):
         if self.openai.base_url is None and os.environ.get("OPENAI_BASE_URL"):
             self.openai.base_url = os.environ["OPENAI_BASE_URL"]
         return self
+
+    @property
+    def chroma_keeps_texts(self) -> bool:
+        """True when chunk texts and metadata are written to Chroma (see ``chroma_texts``)."""
+        return self.chroma_texts == "always" or (
+            self.chroma_texts == "auto" and bool(self.chroma_url)
+        )
 
     @property
     def llm_configured(self) -> bool:

@@ -146,8 +146,59 @@ def test_an_abstract_within_the_budget_is_one_chunk_unchanged():
     assert chunker.split_text("   ") == []
 
 
-def test_stored_chunks_carry_title_and_paper_id(small):
+@pytest.mark.parametrize("chunk_size", [384, 64])
+def test_an_abstract_that_fits_is_cut_as_the_splitter_cuts_it(chunk_size):
+    """The chunker returns an abstract within the budget itself; the splitter gives the
+    same chunks for every bundled abstract (and for stray white space)."""
+    from rag_assistant.corpus import bundled_corpus_dir, parse_paths
+
+    chunker = Chunker(ChunkingSettings(chunk_size=chunk_size, chunk_overlap=8))
+    texts = [p.abstract for p in parse_paths([bundled_corpus_dir()]).papers.values()]
+    texts += ["  One short sentence.  \n", "   ", "", "\n\nTwo lines\nof text\n"]
+    fits = 0
+    for text in texts:
+        expected = [t for t in chunker.splitter.split_text(text) if t.strip()]
+        assert chunker.split_text(text) == expected
+        fits += len(encoding("cl100k_base").encode_ordinary(text)) <= chunk_size
+    assert 0 < fits < len(texts)  # both paths taken
+
+
+def test_llama_index_is_imported_only_for_an_abstract_that_needs_splitting():
+    script = (
+        "import sys\n"
+        "from rag_assistant.settings import ChunkingSettings\n"
+        "from rag_assistant.store.chunking import Chunker\n"
+        "chunker = Chunker(ChunkingSettings(chunk_size=32, chunk_overlap=4))\n"
+        "chunker.split_text('A short abstract of one sentence.')\n"
+        "print('llama_index.core' in sys.modules)\n"
+        "chunker.split_text(' '.join(['A sentence of several words.'] * 20))\n"
+        "print('llama_index.core' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_embedded_store_keeps_ids_and_vectors_only(small):
+    """The catalog holds texts and titles and readers take them from it: the embedded Chroma
+    store is given no copy."""
     index = small.index
+    collection = index.manifest().chroma.collection
+    stored = index.vectors.collection(collection).get(
+        include=["metadatas", "documents", "embeddings"]
+    )
+    assert set(stored["ids"]) == index.catalog.chunk_ids()
+    assert stored["documents"] == [None] * len(stored["ids"])
+    assert stored["metadatas"] == [None] * len(stored["ids"])
+    assert len(stored["embeddings"][0]) == index.embedder().dimensions
+    answer = small.ask("How does Delta compress the key-value cache?")
+    assert DELTA in [c.title for c in answer.citations]
+
+
+def test_chroma_keeps_chunk_texts_and_titles_when_asked(tmp_path, corpus_dir):
+    assistant = Assistant(small_settings(tmp_path / "home", chroma_texts="always"))
+    assistant.ingest([corpus_dir])
+    index = assistant.index
     collection = index.manifest().chroma.collection
     stored = index.vectors.collection(collection).get(include=["metadatas", "documents"])
     rows = index.catalog.chunks(stored["ids"])
@@ -166,6 +217,20 @@ def test_stored_chunks_carry_title_and_paper_id(small):
         64,
         "64/8 tokens",
     )
+
+
+@pytest.mark.parametrize(
+    ("choice", "url", "keeps"),
+    [
+        ("auto", None, False),  # embedded: the catalog holds the texts
+        ("auto", "http://localhost:8000", True),  # a server's other readers may need them
+        ("always", None, True),
+        ("never", "http://localhost:8000", False),
+    ],
+)
+def test_what_chroma_keeps_follows_the_setting_and_the_mode(tmp_path, choice, url, keeps):
+    settings = Settings(home=tmp_path, chroma_texts=choice, chroma_url=url)
+    assert settings.chroma_keeps_texts is keeps
 
 
 # --- incremental ingest -------------------------------------------------------------------

@@ -89,3 +89,27 @@ def test_no_class_is_longer_than_a_reader_can_hold():
                 if length > MAX_CLASS_LINES:
                     long.append(f"{name}.{node.name}: {length} lines")
     assert long == []
+
+
+NOT_FOR_ANSWERING = ("llama_index.core", "gradio", "matplotlib", "sklearn", "tiktoken", "openai")
+
+
+def test_a_cold_ask_imports_only_what_answering_needs(bundled_home):
+    """`rag-assistant ask` on an existing index, offline: no chunker (llama-index), UI,
+    plotting, fitting, tokenizer or LLM client is imported (each costs a cold start)."""
+    script = (
+        "import sys\n"
+        "from rag_assistant.cli import main\n"
+        "status = main(['ask', '--home', sys.argv[1], '--llm', 'offline', '--no-stream',\n"
+        "               'What is HyperAttention and how fast is it?'])\n"
+        f"print(status, [m for m in {NOT_FOR_ANSWERING!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(bundled_home)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "HyperAttention" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

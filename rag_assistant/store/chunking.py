@@ -3,6 +3,8 @@ tiktoken and sentences found by :func:`~rag_assistant.text.sentences.sentence_pi
 
 from __future__ import annotations
 
+import functools
+
 from ..settings import ChunkingSettings
 from ..text.sentences import sentence_pieces
 from ..text.tokens import encoding
@@ -15,14 +17,23 @@ class Chunker:
     The splitter finds sentences with :func:`sentence_pieces` (the rules the extractive
     answerer uses) instead of nltk's punkt, which cost half of all ingest time: on the bundled
     corpus the chunks are the same but for 5 of 314 split abstracts, where punkt cut after
-    "e.g.". (The splitter returns an abstract that fits one chunk as it is, after counting its
-    tokens once.)
+    "e.g.".
+
+    An abstract that fits one chunk is returned stripped without calling the splitter, as
+    the splitter itself returns it (after counting its tokens once): most abstracts fit, so
+    llama-index (an import of a second or more) is loaded only when one does not.
     """
 
     def __init__(self, settings: ChunkingSettings) -> None:
         self.settings = settings
-        self._encoding = encoding(settings.tokenizer)
         self._splitter = None
+
+    @functools.cached_property
+    def _count(self):
+        """Tokens of a text (the encoding is loaded on first use: an ingest of unchanged
+        files chunks nothing)."""
+        encode = encoding(self.settings.tokenizer).encode_ordinary
+        return lambda text: len(encode(text))
 
     @property
     def splitter(self):
@@ -32,13 +43,16 @@ class Chunker:
             self._splitter = SentenceSplitter(
                 chunk_size=self.settings.chunk_size,
                 chunk_overlap=self.settings.chunk_overlap,
-                tokenizer=self._encoding.encode_ordinary,
+                tokenizer=encoding(self.settings.tokenizer).encode_ordinary,
                 chunking_tokenizer_fn=sentence_pieces,
             )
         return self._splitter
 
     def split_text(self, text: str) -> list[str]:
         """``text`` cut into chunks of at most ``chunk_size`` tokens."""
+        if self._count(text) <= self.settings.chunk_size:
+            stripped = text.strip()
+            return [stripped] if stripped else []
         return [t for t in self.splitter.split_text(text) if t.strip()]
 
     def chunks(self, paper: Paper) -> list[Chunk]:

@@ -2,26 +2,71 @@
 the same paper met twice merged, sources updated (and, with ``prune``, papers no source holds
 removed); then the derived parts are brought in line (:mod:`.sync`).
 
-Every step is idempotent, so an ingest killed anywhere is completed by the next one.
+Reading is a pipeline of two stages joined by a bounded queue: a producer parses the files,
+merges repeated papers, and chunks and analyzes the new or changed ones, a batch at a time;
+the writer commits each batch to the catalog and, when the index has a dense model this
+ingest will not refit, embeds it and writes it to Chroma (:class:`.sync.DenseWriter`) while
+the producer prepares the next. Chroma's client holds the GIL while it writes (measured: a
+Python thread made no progress during an upsert), so for a large input the producer is a
+process of its own (:data:`PROCESS_BYTES`); for a small one it runs in this process, where
+starting an interpreter would cost more than it saves.
+
+Only the writer writes, and only in committed batches: the catalog stays the committed
+truth, and every step is idempotent, so an ingest killed anywhere is completed by the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import pickle
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import corpus
+from ..errors import StorageError
 from ..faults import failpoint
+from ..settings import ChunkingSettings, LimitSettings
 from ..text.terms import terms as analyze
 from ..types import IngestReport, Paper, Progress, no_progress
+from .catalog import Catalog
 from .chunking import Chunker
-from .parts import Store
+from .parts import CATALOG, Store
 from .switch import finish_switch
-from .sync import sync
+from .sync import DenseWriter, sync
 
 BATCH_PAPERS = 1000
+PROCESS_BYTES = 8 * 2**20
+"""Input files of more bytes than this (about 4,000 arXiv records) are read by a producer
+process; its start (a new interpreter importing the readers, about half a second) is then
+a small part of the ingest."""
+
+
+@dataclass
+class Batch:
+    """What the producer hands the writer: one transaction's worth."""
+
+    upserts: list  # (paper, chunks, terms per chunk), or (paper, None, None): metadata only
+    add_sources: list[tuple[str, str]]
+    read: int  # entries read so far
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reading:
+    """What the producer reports once every file is read."""
+
+    log: corpus.ReadLog
+    held_by: dict[str, set[str]] = field(default_factory=dict)
+    read: int = 0
 
 
 def ingest(
@@ -43,54 +88,52 @@ def ingest(
     with store.writing():
         finish_switch(store)  # a rebuild stopped half-way through switching to its parts
         store.begin_write()
-        log = corpus.ReadLog()
-        limits = store.settings.limits
-        stream = (
-            paper
-            for path in files
-            for paper in corpus.read_file(
-                path,
-                log=log,
-                strict=strict,
-                categories=categories,
-                limits=limits,
-            )
+        job = _Job(
+            catalog=store.home / CATALOG,
+            files=files,
+            chunking=store.settings.chunking,
+            limits=store.settings.limits,
+            strict=strict,
+            categories=list(categories),
+            batch_papers=BATCH_PAPERS,
         )
-        chunker = Chunker(store.settings.chunking)
-        seen: dict[str, Paper] = {}
-        held_by: dict[str, set[str]] = {}
-        batch: list[Paper] = []
-        in_batch: set[str] = set()
-        more_sources: list[tuple[str, str]] = []  # repeats of papers already committed
-        read = 0
-        for paper in stream:
-            read += 1
-            held_by.setdefault(paper.sources[0], set()).add(paper.paper_id)
-            known = seen.get(paper.paper_id)
-            if known is not None:  # the same paper again in this run: first entry wins
-                if paper.paper_id in in_batch:
-                    corpus.merge_into(known, paper, log.warnings)
-                else:  # committed already: only its sources can still change
-                    corpus.merge_into(known, _committed(paper), log.warnings)
-                    more_sources.extend((paper.paper_id, s) for s in paper.sources)
-                continue
-            seen[paper.paper_id] = paper
-            batch.append(paper)
-            in_batch.add(paper.paper_id)
-            if len(batch) >= BATCH_PAPERS:
-                ingest_batch(store, batch, chunker, report, more_sources)
-                seen.update((p.paper_id, _committed(p)) for p in batch)
-                batch, in_batch, more_sources = [], set(), []
-                progress("reading", read, None)
-        if batch or more_sources:
-            ingest_batch(store, batch, chunker, report, more_sources)
-        progress("reading", read, read)
-        report.entries = log.entries
-        report.skipped = log.skipped
-        report.filtered = log.filtered
-        report.warnings = [*log.warnings, *report.warnings]  # the batches' come after
-        _update_sources(store, held_by, report, prune=prune)
-        report.stages["catalog"] = time.perf_counter() - started
+        dense = DenseWriter.for_ingest(store)
+        in_process = sum(_size(f) for f in files) <= PROCESS_BYTES
+        reading: Reading | None = None
+        first = True
+        # While a producer process reads, a thread here loads what writing will need; the
+        # writer waits for it before it first touches Chroma.
+        preparing = None if in_process else _in_thread(_prepare_writing, store, dense)
+        for item in _produced(job, store.catalog if in_process else None):
+            if isinstance(item, Reading):
+                reading = item
+                break
+            if first:
+                failpoint("ingest:after-chunking")
+                first = False
+            store.catalog.apply(upsert=item.upserts, add_sources=item.add_sources)
+            failpoint("ingest:after-catalog")
+            report.added += item.added
+            report.updated += item.updated
+            report.unchanged += item.unchanged
+            report.warnings += item.warnings
+            if dense is not None:
+                _wait(preparing)
+                dense.write(item.upserts, item.added)
+            progress("reading", item.read, None)
+        _wait(preparing)
+        assert reading is not None, "the producer ended without its report"
+        progress("reading", reading.read, reading.read)
+        report.entries = reading.log.entries
+        report.skipped = reading.log.skipped
+        report.filtered = reading.log.filtered
+        report.warnings = [*reading.log.warnings, *report.warnings]  # the batches' come after
+        _update_sources(store, reading.held_by, report, prune=prune)
+        writing = dense.seconds if dense is not None else 0.0
+        report.stages["catalog"] = time.perf_counter() - started - writing
+        if dense is not None:
+            report.embedded = dense.embedded
+            report.stages["dense"] = writing
         sync(store, progress, report)
     report.papers, report.chunks = store.catalog.counts()
     report.seconds = time.perf_counter() - started
@@ -106,46 +149,118 @@ def ingest_batch(
 ) -> None:
     """Chunk and analyze the new or changed papers of ``batch`` and commit the batch to the
     catalog in one transaction."""
-    known = store.catalog.paper_hashes([p.paper_id for p in batch])
-    upserts: list = []
-    add_sources: list[tuple[str, str]] = list(more_sources)
-    kept = _kept_originals(store, batch, known, report)
+    prepared = _prepare(store.catalog, batch, chunker, more_sources, read=0)
+    failpoint("ingest:after-chunking")
+    store.catalog.apply(upsert=prepared.upserts, add_sources=prepared.add_sources)
+    failpoint("ingest:after-catalog")
+    report.added += prepared.added
+    report.updated += prepared.updated
+    report.unchanged += prepared.unchanged
+    report.warnings += prepared.warnings
+
+
+# --- the producer ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    """What the producer needs (picklable: it crosses to the producer process)."""
+
+    catalog: Path
+    files: list[Path]
+    chunking: ChunkingSettings
+    limits: LimitSettings
+    strict: bool
+    categories: list[str]
+    batch_papers: int
+
+
+def _produce(job: _Job, catalog: Catalog) -> Iterator[Batch | Reading]:
+    """The batches of ``job``'s files, then the :class:`Reading`. ``catalog`` is only read:
+    which papers it holds, with which hashes (papers of earlier batches, committed or not
+    yet, are never looked up again: a later entry of one only adds its sources)."""
+    log = corpus.ReadLog()
+    stream = (
+        paper
+        for path in job.files
+        for paper in corpus.read_file(
+            path, log=log, strict=job.strict, categories=job.categories, limits=job.limits
+        )
+    )
+    chunker = Chunker(job.chunking)
+    seen: dict[str, Paper] = {}
+    held_by: dict[str, set[str]] = {}
+    batch: list[Paper] = []
+    in_batch: set[str] = set()
+    more_sources: list[tuple[str, str]] = []  # repeats of papers of earlier batches
+    read = 0
+    for paper in stream:
+        read += 1
+        held_by.setdefault(paper.sources[0], set()).add(paper.paper_id)
+        known = seen.get(paper.paper_id)
+        if known is not None:  # the same paper again in this run: first entry wins
+            if paper.paper_id in in_batch:
+                corpus.merge_into(known, paper, log.warnings)
+            else:  # in an earlier batch: only its sources can still change
+                corpus.merge_into(known, _committed(paper), log.warnings)
+                more_sources.extend((paper.paper_id, s) for s in paper.sources)
+            continue
+        seen[paper.paper_id] = paper
+        batch.append(paper)
+        in_batch.add(paper.paper_id)
+        if len(batch) >= job.batch_papers:
+            yield _prepare(catalog, batch, chunker, more_sources, read)
+            seen.update((p.paper_id, _committed(p)) for p in batch)
+            batch, in_batch, more_sources = [], set(), []
+    if batch or more_sources:
+        yield _prepare(catalog, batch, chunker, more_sources, read)
+    yield Reading(log, held_by, read)
+
+
+def _prepare(
+    catalog: Catalog,
+    batch: list[Paper],
+    chunker: Chunker,
+    more_sources: Sequence[tuple[str, str]],
+    read: int,
+) -> Batch:
+    """Chunk and analyze the new or changed papers of ``batch``."""
+    known = catalog.paper_hashes([p.paper_id for p in batch])
+    out = Batch(upserts=[], add_sources=list(more_sources), read=read)
+    kept = _kept_originals(catalog, batch, known, out.warnings)
     for paper in batch:
         old = known.get(paper.paper_id)
         if paper.paper_id in kept:
-            report.unchanged += 1
-            if not kept[paper.paper_id]:  # the same text: this source holds it too
-                add_sources.extend((paper.paper_id, s) for s in paper.sources)
+            out.unchanged += 1
+            out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
         elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
-            upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
+            out.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
             if old is None:
-                report.added += 1
+                out.added += 1
             else:
-                report.updated += 1
+                out.updated += 1
         elif old[1] != paper.meta_hash:
-            upserts.append((paper, None, None))
-            report.updated += 1
+            out.upserts.append((paper, None, None))
+            out.updated += 1
         else:
-            report.unchanged += 1
-            add_sources.extend((paper.paper_id, s) for s in paper.sources)
-    failpoint("ingest:after-chunking")
-    store.catalog.apply(upsert=upserts, add_sources=add_sources)
-    failpoint("ingest:after-catalog")
+            out.unchanged += 1
+            out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
+    return out
 
 
 def _kept_originals(
-    store: Store, batch: list[Paper], known: dict[str, tuple[str, str]], report: IngestReport
+    catalog: Catalog, batch: list[Paper], known: dict[str, tuple[str, str]], warnings: list[str]
 ) -> dict[str, bool]:
     """The papers of ``batch`` that stay as they are indexed although the entry differs:
     the entry comes from another source than the indexed paper's while one of those still
     exists. {paper id: whether the text differs (else only the metadata)}. An upload never
     silently rewrites a bundled paper: a paper changes through a file it came from (or when
-    none of them is left), and when the text differs the report says whose text won."""
+    none of them is left), and when the text differs the warnings say whose text won."""
     changed = [p for p in batch if p.paper_id in known and known[p.paper_id] != _hashes(p)]
     if not changed:
         return {}
-    indexed = store.catalog.sources_of([p.paper_id for p in changed])
+    indexed = catalog.sources_of([p.paper_id for p in changed])
     kept: dict[str, bool] = {}
     for paper in changed:
         theirs = indexed.get(paper.paper_id, [])
@@ -156,13 +271,13 @@ def _kept_originals(
         if any(map(corpus.source_exists, theirs)):
             kept[paper.paper_id] = text_differs
             if text_differs:
-                report.warnings.append(
+                warnings.append(
                     f"{paper.title!r} in {paper.sources[0]} differs from the indexed paper of "
                     f"the same title (from {names}); kept the indexed one: a paper changes "
                     "only through a file it came from"
                 )
         elif text_differs:
-            report.warnings.append(
+            warnings.append(
                 f"{paper.title!r} in {paper.sources[0]} replaced the indexed paper of the "
                 f"same title, whose file ({names}) is gone"
             )
@@ -171,6 +286,120 @@ def _kept_originals(
 
 def _hashes(paper: Paper) -> tuple[str, str]:
     return paper.content_hash, paper.meta_hash
+
+
+PRODUCER = "from rag_assistant.store.ingest import _producer_main; _producer_main()"
+
+
+def _produced(job: _Job, catalog: Catalog | None) -> Iterator[Batch | Reading]:
+    """The producer's output: run here over ``catalog``, or (``catalog`` None) in a process
+    of its own (a new interpreter: neither a fork of a process that may run threads, nor a
+    re-run of the caller's script), which sends its batches through a pipe: it prepares the
+    next batch while the writer works on this one, and waits while one is not taken."""
+    if catalog is not None:
+        yield from _produce(job, catalog)
+        return
+    process = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        pickle.dump(job, process.stdin)
+        process.stdin.close()
+        while True:
+            try:
+                message = pickle.load(process.stdout)
+            except EOFError:
+                raise StorageError(
+                    f"the process reading the files stopped (exit code {process.wait()}); "
+                    "nothing of its unfinished batch was written"
+                ) from None
+            if message[0] == "error":
+                _, error, trace = message
+                raise error from _ProducerTraceback(trace)
+            yield message[1]
+            if isinstance(message[1], Reading):
+                return
+    finally:
+        process.stdout.close()  # a producer still writing gets a broken pipe and ends
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class _ProducerTraceback(Exception):
+    """Where an error of the producer process was raised (its traceback, as text)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _producer_main() -> None:
+    """The producer process: reads its job on stdin; writes every batch, then the reading
+    report, or the error that stopped it, on stdout. A write to an ingest that is gone
+    (killed) fails, and the process ends."""
+    import os
+    import signal
+    import traceback
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the ingest's to handle
+    channel = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr, not into the channel
+    job = pickle.load(sys.stdin.buffer)
+    catalog = Catalog(job.catalog)
+
+    def send(message: tuple) -> None:
+        pickle.dump(message, channel, protocol=pickle.HIGHEST_PROTOCOL)
+        channel.flush()
+
+    try:
+        for item in _produce(job, catalog):
+            send(("item", item))
+    except (BrokenPipeError, ConnectionResetError):
+        return
+    except Exception as exc:  # handed to the ingest, which raises it
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            send(("error", exc, traceback.format_exc()))
+    finally:
+        catalog.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            channel.close()
+
+
+def _in_thread(function: Callable[..., None], *args) -> Future:
+    """``function(*args)`` started in a thread; its outcome (or error) in the future."""
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-assistant-ingest")
+    try:
+        return executor.submit(function, *args)
+    finally:
+        executor.shutdown(wait=False)
+
+
+def _wait(future: Future | None) -> None:
+    """Wait for ``future``; its error, if it failed, is raised here."""
+    if future is not None:
+        future.result()
+
+
+def _prepare_writing(store: Store, dense: DenseWriter | None) -> None:
+    """What the writer will need, loaded while the producer process reads: Chroma (its
+    import and client take a second or more) and, when this ingest fits the dense model,
+    the fit's libraries."""
+    store.vectors  # noqa: B018  (opens the store)
+    if dense is None and store.settings.embedding.backend == "lsa":
+        from .embeddings import load_fit_libraries
+
+        load_fit_libraries()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _update_sources(

@@ -4,7 +4,14 @@ the lexical index of the catalog's generation built by delta, then the manifest 
 the parts it no longer names removed.
 
 Each step is idempotent and reads its work from the catalog (pending flags, tombstones, the
-generation), so a sync killed anywhere is completed by the next.
+generation), so a sync killed anywhere is completed by the next. When the model needs no fit,
+an ingest writes the vectors of each batch as soon as it is committed
+(:class:`DenseWriter`), and the sync finds only what is left pending.
+
+What Chroma holds of a chunk: its id and vector, and with ``settings.chroma_keeps_texts``
+(the default with a Chroma server) its text, title and paper id too. The embedded store
+needs no copy of what the catalog holds: readers take texts and titles from the catalog,
+and no query filters on Chroma's metadata.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ def sync(store: Store, progress: Progress, report: IngestReport | None = None) -
     started = time.perf_counter()
     embedded, refitted = _sync_dense(store, progress, stages)
     failpoint("ingest:after-chroma")
-    stages["dense"] = time.perf_counter() - started - stages.get("fit", 0.0)
+    # (added to the time an ingest spent writing the vectors of its batches)
+    stages["dense"] = stages.get("dense", 0.0) + (
+        time.perf_counter() - started - stages.get("fit", 0.0)
+    )
     started = time.perf_counter()
     lexical_dir = _sync_lexical(store, progress)
     failpoint("ingest:after-lexical")
@@ -43,7 +53,8 @@ def sync(store: Store, progress: Progress, report: IngestReport | None = None) -
     _cleanup(store)
     stages["manifest"] = time.perf_counter() - started
     if report is not None:
-        report.embedded, report.refitted = embedded, refitted
+        report.embedded += embedded
+        report.refitted = refitted
     log.info("ingest stages: %s", ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
 
 
@@ -68,15 +79,16 @@ def _sync_dense(store: Store, progress: Progress, stages: dict[str, float]) -> t
         store.vectors.delete(dense.collection, tombstones)
         cat.clear_tombstones(tombstones)
     total, done = cat.pending_count(), 0
-    # The setting bounds the batch; Chroma's own limit bounds it too.
-    batch_size = min(store.settings.embedding.batch_size, store.vectors.max_batch)
-    for rows in cat.iter_chunks(pending_only=True, batch_size=batch_size):
-        _embed_rows(store, dense.collection, embedder, rows)
-        failpoint("ingest:during-embedding")
-        cat.mark_embedded([r.chunk_id for r in rows])
-        done += len(rows)
+    for rows in cat.iter_chunks(pending_only=True, batch_size=_batch_size(store)):
+        titles = cat.titles(sorted({r.paper_id for r in rows}))
+        done += write_vectors(store, dense.collection, embedder, rows, titles)
         progress("embedding", done, total)
     return done, refitted
+
+
+def _batch_size(store: Store) -> int:
+    """Chunks per embedding call and Chroma write: the setting, bounded by Chroma's limit."""
+    return min(store.settings.embedding.batch_size, store.vectors.max_batch)
 
 
 def _needs_fit(store: Store, dense: DenseState | None, papers: int) -> bool:
@@ -115,22 +127,86 @@ def _refit(store: Store, papers: int) -> DenseState:
     return state
 
 
-def _embed_rows(store: Store, collection: str, embedder, rows: list[ChunkRow]) -> None:
-    titles = store.catalog.titles(sorted({r.paper_id for r in rows}))
-    texts = [f"{titles.get(r.paper_id, '')}\n{r.text}" for r in rows]
-    vectors = embedder.embed(texts, terms=[r.terms for r in rows])
-    # Chroma holds each chunk's text, title and paper id too, so a collection is usable on
-    # its own (by llama-index's ChromaVectorStore, say), not only through this index.
-    store.vectors.upsert(
-        collection,
-        [r.chunk_id for r in rows],
-        vectors,
-        documents=[r.text for r in rows],
-        metadatas=[
-            {"paper_id": r.paper_id, "title": titles.get(r.paper_id, ""), "ordinal": r.ordinal}
-            for r in rows
-        ],
-    )
+def write_vectors(
+    store: Store, collection: str, embedder, rows: list[ChunkRow], titles: dict[str, str]
+) -> int:
+    """Embed ``rows`` and write them to Chroma, then mark them embedded in the catalog (in
+    that order, so a kill in between leaves them pending, to be written again), a batch
+    at a time; returns how many."""
+    keep_texts = store.settings.chroma_keeps_texts
+    size = _batch_size(store)
+    for start in range(0, len(rows), size):
+        part = rows[start : start + size]
+        texts = [f"{titles.get(r.paper_id, '')}\n{r.text}" for r in part]
+        vectors = embedder.embed(texts, terms=[r.terms for r in part])
+        ids = [r.chunk_id for r in part]
+        if keep_texts:  # a collection other readers can use on its own
+            store.vectors.upsert(
+                collection,
+                ids,
+                vectors,
+                documents=[r.text for r in part],
+                metadatas=[
+                    {
+                        "paper_id": r.paper_id,
+                        "title": titles.get(r.paper_id, ""),
+                        "ordinal": r.ordinal,
+                    }
+                    for r in part
+                ],
+            )
+        else:
+            store.vectors.upsert(collection, ids, vectors)
+        failpoint("ingest:during-embedding")
+        store.catalog.mark_embedded(ids)
+    return len(rows)
+
+
+class DenseWriter:
+    """Writes the vectors of each batch an ingest commits, while the next batch is read
+    (:mod:`.ingest`), when the index has a dense model that this ingest will not refit. It
+    stops as soon as the papers committed reach the refit point: the sync then refits and
+    embeds everything into a new collection."""
+
+    def __init__(self, store: Store, dense: DenseState, embedder, papers: int) -> None:
+        self.store, self.dense, self.embedder, self.papers = store, dense, embedder, papers
+        self.active = True
+        self.embedded = 0
+        self.seconds = 0.0
+
+    @classmethod
+    def for_ingest(cls, store: Store) -> DenseWriter | None:
+        """A writer for the index's active model, or None when there is none yet (the first
+        ingest fits one after reading everything) or it is due for a refit."""
+        dense = store.catalog.dense_state()
+        papers, _ = store.catalog.counts()
+        if dense is None or _needs_fit(store, dense, papers):
+            return None
+        embedder = store.embedder_for(dense)
+        return None if embedder is None else cls(store, dense, embedder, papers)
+
+    def write(self, upserts: list, added: int) -> None:
+        """The vectors of the chunks of ``upserts`` (a committed batch, :func:`.ingest`'s
+        ``(paper, chunks, terms)``), which added ``added`` papers."""
+        self.papers += added
+        if self.active and _needs_fit(self.store, self.dense, self.papers):
+            self.active = False
+        if not self.active:
+            return
+        started = time.perf_counter()
+        rows, titles = [], {}
+        for paper, chunks, term_lists in upserts:
+            if chunks is None:
+                continue
+            titles[paper.paper_id] = paper.title
+            rows += [
+                ChunkRow(c.chunk_id, c.paper_id, c.ordinal, c.text, t)
+                for c, t in zip(chunks, term_lists, strict=True)
+            ]
+        self.embedded += write_vectors(
+            self.store, self.dense.collection, self.embedder, rows, titles
+        )
+        self.seconds += time.perf_counter() - started
 
 
 # --- the lexical side -------------------------------------------------------------------------

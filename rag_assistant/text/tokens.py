@@ -73,6 +73,20 @@ def count(text: str, name: str = "cl100k_base") -> int:
     return len(encoding(name).encode_ordinary(text))
 
 
+def count_over(text: str, limit: int, name: str = "cl100k_base") -> int | None:
+    """The number of tokens ``text`` has in encoding ``name`` when it is more than ``limit``;
+    None when it is not.
+
+    Every token of a tiktoken byte-pair encoding stands for at least one byte, so a text of
+    at most ``limit`` UTF-8 bytes has at most ``limit`` tokens and is not tokenized: a
+    question of ordinary length is checked without loading an encoding (which took about a
+    tenth of a cold ``rag-assistant ask``)."""
+    if len(text) <= limit and len(text.encode("utf-8")) <= limit:
+        return None
+    n = count(text, name)
+    return n if n > limit else None
+
+
 def truncate(text: str, max_tokens: int, name: str = "cl100k_base") -> str:
     """``text`` cut to at most ``max_tokens`` tokens (on a token boundary)."""
     enc = encoding(name)
