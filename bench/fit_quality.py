@@ -26,6 +26,23 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+def exact_components(matrix, k: int) -> np.ndarray:
+    """The exact top ``k`` right singular vectors, from the eigenvectors of the Gram matrix of
+    the matrix's smaller side (in float64; slow for a large side: the reference only)."""
+    from scipy.linalg import eigh
+
+    matrix = matrix.astype(np.float64)
+    wide = matrix.shape[0] <= matrix.shape[1]
+    gram = (matrix @ matrix.T if wide else matrix.T @ matrix).toarray()
+    size = gram.shape[0]
+    values, vectors = eigh(gram, subset_by_index=[size - k, size - 1])
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if not wide:
+        return vectors.T.astype(np.float32)
+    sigma = np.sqrt(np.clip(values, 1e-30, None))
+    return (np.asarray(matrix.T @ vectors).T / sigma[:, None]).astype(np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=10_000, help="synthetic papers")
@@ -40,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rag_assistant import Assistant
     from rag_assistant.settings import Settings
-    from rag_assistant.store.embeddings import LSAEmbedder, _exact_components, _tfidf
+    from rag_assistant.store.embeddings import LSAEmbedder, _tfidf
 
     opts.workdir.mkdir(parents=True, exist_ok=True)
     paths, _, _, _ = run.corpus_for(str(opts.size), opts.workdir, opts.questions, 0)
@@ -106,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'SVD':<26} {'seconds':>8} {'energy':>8} {'hit@1':>7} {'hit@5':>7}")
     if not opts.no_exact:
-        row("exact (Gram eigenvectors)", lambda: _exact_components(matrix, k))
+        row("exact (Gram eigenvectors)", lambda: exact_components(matrix, k))
     from sklearn.utils.extmath import randomized_svd
 
     for n_iter in [int(x) for x in opts.iterations.split(",") if x.strip()]:

@@ -62,13 +62,6 @@ class EmbeddingSettings(BaseModel):
         description="Refit the LSA model (and re-embed everything) once the paper count reaches "
         "this multiple of the count it was fitted on; smaller ingests reuse the fitted model.",
     )
-    fit_method: Literal["randomized", "auto", "exact"] = Field(
-        "randomized",
-        description="How the LSA components are found: scikit-learn's randomized SVD; 'exact' "
-        "from the Gram matrix's eigenvectors (no scikit-learn import; small corpora only); "
-        "'auto' exact when the dimensions are near the corpus's rank. Randomized retrieved "
-        "best on eval/dev.jsonl and eval/qa.jsonl.",
-    )
     fit_sample: int = Field(
         50_000, ge=100, description="At most this many chunks are used to fit the LSA model."
     )

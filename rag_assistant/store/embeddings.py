@@ -1,8 +1,8 @@
 """Dense embeddings: LSA (TF-IDF -> truncated SVD) fitted on the corpus, offline and with no
 download; or the OpenAI embeddings endpoint.
 
-The LSA model's components are the top right singular vectors of the TF-IDF matrix, found by
-a method sized to the data (:func:`top_components`), and persisted as plain arrays
+The LSA model's components are the top right singular vectors of the TF-IDF matrix, found by a
+randomized SVD with iterations sized to the data (:func:`top_components`), persisted as plain arrays
 (vocabulary, idf, components) beside the index, so embedding a question needs neither
 scikit-learn nor pickle, and the same terms as BM25 (:mod:`rag_assistant.text.terms`) are used.
 """
@@ -109,7 +109,6 @@ class LSAEmbedder:
         dimensions: int,
         max_features: int = 100_000,
         seed: int = 0,
-        method: str = "randomized",
     ) -> LSAEmbedder:
         """Fit on analyzed texts. The vocabulary keeps terms seen in 2+ texts (all terms for
         corpora under 1,000 texts), at most ``max_features`` of the most frequent.
@@ -136,7 +135,7 @@ class LSAEmbedder:
             components = np.eye(1, matrix.shape[1], dtype=np.float32)
         else:
             k = max(1, min(dimensions, matrix.shape[0] - 1, matrix.shape[1] - 1))
-            components = top_components(matrix, k, seed=seed, method=method)
+            components = top_components(matrix, k, seed=seed)
         return cls(vocabulary, idf, components, requested_dimensions=dimensions, fitted_on=n)
 
     # --- use ---------------------------------------------------------------------------
@@ -174,106 +173,62 @@ class LSAEmbedder:
 
     @classmethod
     def load(cls, path: Path) -> LSAEmbedder:
-        repair = "run `rag-assistant index check --repair` (fits it again and embeds every chunk)"
         try:
             with np.load(path) as data:
                 words = json.loads(data["vocabulary"].tobytes().decode())
                 requested, fitted_on = (int(x) for x in data["meta"])
-                idf, components = data["idf"], data["components"]
-            if not isinstance(words, list) or not (
-                len(words) == len(idf) == components.shape[-1] and components.ndim == 2
-            ):
-                raise ValueError("its vocabulary, weights and components do not match")
-            model = cls(
-                {w: i for i, w in enumerate(words)},
-                idf,
-                components,
-                requested_dimensions=requested,
-                fitted_on=fitted_on,
-            )
+                model = cls(
+                    {w: i for i, w in enumerate(words)},
+                    data["idf"],
+                    data["components"],
+                    requested_dimensions=requested,
+                    fitted_on=fitted_on,
+                )
         except FileNotFoundError as exc:
-            raise IndexCorruptError(f"the dense model file {path} is missing; {repair}") from exc
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
             raise IndexCorruptError(
-                f"the dense model file {path} is damaged ({exc}); {repair}"
+                f"the dense model file {path} is missing; run `rag-assistant index rebuild`"
+            ) from exc
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise IndexCorruptError(
+                f"the dense model file {path} is damaged ({exc}); run `rag-assistant index rebuild`"
             ) from exc
         return model
 
 
-RANDOMIZED_ITERATIONS = 5
-"""Power iterations of the randomized SVD. On the bench's 10,000 synthetic papers
-(``bench/fit_quality.py``, 360 questions, dense retrieval alone): hit@1 / hit@5 of 0.133 /
-0.331 with two, 0.144 / 0.311 with five, 0.153 / 0.317 with the exact components. On the
-bundled corpus, the whole retriever on eval/dev.jsonl (tuned on) and eval/qa.jsonl
-(confirming), hit@1 / hit@5: five iterations 0.833 / 0.929 and 0.881 / 0.964, two 0.825 /
-0.921 and 0.881 / 0.964, the exact components 0.825 / 0.921 and 0.869 / 0.964: five it is,
-and the randomized SVD whatever the size (``EmbeddingSettings.fit_method``)."""
+def power_iterations(matrix: csr_matrix, k: int) -> int:
+    """Power iterations of the randomized SVD for ``matrix`` and ``k`` components: five (as
+    before) when ``k`` is near the matrix's rank (a corpus of a few hundred chunks, where the
+    fit is cheap and the evaluation thresholds were measured with this model), two for a
+    larger matrix, where the iterations are the cost. On the bench's 10,000 synthetic papers
+    (``bench/fit_quality.py``, 360 questions, dense retrieval alone): hit@1 / hit@5 of 0.133 /
+    0.331 with two, 0.144 / 0.311 with five, 0.153 / 0.317 with the exact components; the
+    share of the TF-IDF matrix's energy kept 0.425, 0.437 and 0.441."""
+    return 5 if min(matrix.shape) <= 2 * (k + 10) else 2
 
 
 def load_fit_libraries() -> None:
-    """Import what a large fit uses (an ingest does it while its files are read)."""
+    """Import what a fit uses (an ingest does it while its files are read)."""
     import scipy.linalg  # noqa: F401
     import sklearn.utils.extmath  # noqa: F401
 
 
-def top_components(
-    matrix: csr_matrix, k: int, *, seed: int = 0, method: str = "auto"
-) -> np.ndarray:
-    """The top ``k`` right singular vectors of ``matrix`` (rows of the result), found by a
-    method sized to the data:
+def top_components(matrix: csr_matrix, k: int, *, seed: int = 0) -> np.ndarray:
+    """The top ``k`` right singular vectors of ``matrix`` (rows of the result): scikit-learn's
+    randomized SVD (imported here, at fit time only) with :func:`power_iterations`.
 
-    * ``k`` near the matrix's rank (the bundled corpus: 536 chunks, 384 dimensions): exactly,
-      from the eigenvectors of the Gram matrix of the smaller side (a few hundred squared),
-      without scikit-learn, whose import alone took longer than this fit;
-    * otherwise scikit-learn's randomized SVD with :data:`RANDOMIZED_ITERATIONS` power
-      iterations (imported here, at fit time only).
-
-    ``method`` "randomized" or "exact" forces one (the index's fit uses the setting
-    ``embedding.fit_method``, "randomized" by default: it retrieved better on the bundled
-    corpus than the exact components; see :data:`RANDOMIZED_ITERATIONS`).
-
-    Either way with one BLAS thread: OpenBLAS threads spin while they wait, and on two cores
-    shared with other work (or with this ingest's own parsing process) the QR and SVD steps
-    took 3-15 times longer with two threads than with one (measured; see the README)."""
-    import scipy.linalg  # noqa: F401  (loads scipy's own BLAS before the limit is set)
+    With one BLAS thread: OpenBLAS threads spin while they wait, and on two cores shared with
+    other work (or with this ingest's own producer process) the QR and SVD steps took 3-15
+    times longer with two threads than with one (measured; see the README)."""
     from threadpoolctl import threadpool_limits
 
-    exact = method == "exact" or (method == "auto" and min(matrix.shape) <= 2 * (k + 10))
-    if not exact:
-        from sklearn.utils.extmath import randomized_svd
-    # The limit applies to the BLAS libraries loaded when it is set: everything the SVD
-    # uses is imported above.
+    load_fit_libraries()  # the limit applies to the BLAS libraries loaded when it is set
+    from sklearn.utils.extmath import randomized_svd
+
     with threadpool_limits(limits=1, user_api="blas"):
-        if exact:
-            return _exact_components(matrix, k)
         _, _, vt = randomized_svd(
-            matrix, n_components=k, n_iter=RANDOMIZED_ITERATIONS, random_state=seed
+            matrix, n_components=k, n_iter=power_iterations(matrix, k), random_state=seed
         )
-        return vt
-
-
-def _exact_components(matrix: csr_matrix, k: int) -> np.ndarray:
-    """Top ``k`` right singular vectors from the eigendecomposition of ``X Xᵀ`` (fewer rows
-    than columns) or ``XᵀX``, in float64; directions of (numerically) zero singular value
-    are left out, so a rank-deficient matrix gives fewer than ``k``."""
-    from scipy.linalg import eigh
-
-    matrix = matrix.astype(np.float64)  # a float32 Gram matrix loses the smaller directions
-    wide = matrix.shape[0] <= matrix.shape[1]
-    gram = (matrix @ matrix.T if wide else matrix.T @ matrix).toarray()
-    size = gram.shape[0]
-    values, vectors = eigh(gram, subset_by_index=[size - k, size - 1])
-    values, vectors = values[::-1], vectors[:, ::-1]  # largest first
-    sigma = np.sqrt(np.clip(values, 0.0, None))
-    keep = sigma > sigma[0] * 1e-6 if sigma[0] > 0 else sigma > 0
-    if not keep.any():
-        return np.eye(1, matrix.shape[1], dtype=np.float32)
-    sigma, vectors = sigma[keep], vectors[:, keep]
-    if not wide:
-        return vectors.T.astype(np.float32)
-    # v_i = Xᵀ u_i / sigma_i
-    components = np.asarray(matrix.T @ vectors).T / sigma[:, None]
-    return components.astype(np.float32)
+    return vt
 
 
 def _tfidf(

@@ -108,7 +108,7 @@ def _refit(store: Store, papers: int) -> DenseState:
         from .embeddings import LSAEmbedder
 
         sample = cat.sample_chunk_terms(settings.fit_sample)
-        model = LSAEmbedder.fit(sample, dimensions=settings.dimensions, method=settings.fit_method)
+        model = LSAEmbedder.fit(sample, dimensions=settings.dimensions)
         model_file = str(model.save(store.home / "dense").relative_to(store.home))
         identity = model.identity
         collection = store.collection_name(f"lsa-{model.fit_id}")
