@@ -74,10 +74,9 @@ def test_power_iterations_are_sized_to_the_data():
 
 def test_a_small_fit_is_the_calibrated_randomized_svd():
     from sklearn.utils.extmath import randomized_svd
+    from threadpoolctl import threadpool_limits
 
     from rag_assistant.store.embeddings import top_components
-
-    from threadpoolctl import threadpool_limits
 
     matrix = _sparse(300, 900, rank=40)
     with threadpool_limits(limits=1, user_api="blas"):  # as the fit runs it
