@@ -25,7 +25,7 @@ import gradio as gr
 from .answer.citations import evidence_spans
 from .assistant import Assistant
 from .errors import RagAssistantError
-from .types import Answer, Final, Status, TextDelta
+from .types import Answer, Fallback, Final, Status, TextDelta
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,20 @@ def answer_markdown(answer: Answer) -> str:
     tail = answer.render_tail().strip("\n")
     if tail:
         parts.append(md_text(tail))
+    if answer.fallback is not None:
+        parts.append(model_answer_details(answer.fallback))
     return "\n\n".join(parts)
+
+
+def model_answer_details(fallback: Fallback) -> str:
+    """The model's answer that was not shown (its claims did not hold), behind "Show the
+    model's answer", with the sources its numbers refer to."""
+    paragraphs = "".join(f"<p>{html_text(p)}</p>" for p in fallback.text.split("\n") if p.strip())
+    cited = "".join(f"<li>[{c.number}] {html_text(c.title)}</li>" for c in fallback.citations)
+    return (
+        '<details class="model-answer"><summary>Show the model\'s answer</summary>'
+        f"{paragraphs}{f'<ul>{cited}</ul>' if cited else ''}</details>"
+    )
 
 
 def _marked(answer: Answer) -> str:
