@@ -713,21 +713,26 @@ def test_a_numbered_list_is_checked_item_by_item(home, server):
     assert answer.claims[0].supported
 
 
-def test_an_echoed_prompt_is_a_failed_answer(home, server):
+ECHOES = [
+    "Answer in at most 5 short sentences, using only facts from the sources above. End every "
+    "sentence with the number of the source it comes from, in square brackets [1]. "
+    'For example: "The method halves memory use [2]."',
+    "The method halves memory use [1].",  # the prompt's example, copied (SmolLM2 does)
+    "<sources>\n[1] HyperAttention approximates attention [1].\n</sources>",
+]
+
+
+@pytest.mark.parametrize("echo", ECHOES, ids=["instructions", "example", "sources-fence"])
+def test_an_echoed_prompt_is_a_failed_answer(home, server, echo):
     """Issue 15: a model that repeated its prompt had the prompt's example markers turned
     into citations."""
     assistant = llm_assistant(home, server)
     assistant.retrieve(QUESTION)
-    echo = (
-        "Answer in at most 5 short sentences, using only facts from the sources above. End "
-        "every sentence with the number of the source it comes from, in square brackets [1]. "
-        'For example: "The method halves memory use [2]."'
-    )
     server.script(echo)
     answer = assistant.ask(QUESTION)
     assert answer.fallback is not None and answer.fallback.reason == "echo"
     assert answer.text.startswith("The model repeated its instructions")
-    assert "halves memory" not in answer.text
+    assert "halves memory" not in answer.text and "<sources>" not in answer.text
 
 
 def test_an_unsupported_answer_falls_back_to_the_offline_answer(home, server):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import AnswerSettings, OpenAISettings
-from ..text.markers import neutralise
+from ..text.markers import neutralise, strip_markers
 from ..text.terms import words
 from ..text.tokens import count, encoding_name_for_model, truncate
 from ..types import (
@@ -148,17 +148,27 @@ def instructions(context: Context, *, max_sentences: int, folder: Path | None = 
     return "\n".join(m["content"] for m in messages).replace(REFUSAL, "")
 
 
-def _shingles(text: str, size: int) -> set[tuple[str, ...]]:
-    tokens = words(_FENCE_TAG.sub(" ", text))
+_QUOTED = re.compile(r"[\"“]([^\"”\n]{8,200})[\"”]")
+
+
+def _runs(tokens: Sequence[str], size: int) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1)}
 
 
 def echoes(answer: str, prompt_words: str) -> bool:
     """True when ``answer`` repeats the prompt's instructions instead of answering: it has
-    the ``<sources>`` tags, or a run of :data:`ECHO_WORDS` words of the instructions."""
+    the ``<sources>`` tags, a run of :data:`ECHO_WORDS` words of the instructions, or the
+    words of an example the instructions quote ("The method halves memory use [2].")."""
     if _FENCE_TAG.search(answer):
         return True
-    return bool(_shingles(answer, ECHO_WORDS) & _shingles(prompt_words, ECHO_WORDS))
+    said = words(strip_markers(answer))
+    if _runs(said, ECHO_WORDS) & _runs(words(prompt_words), ECHO_WORDS):
+        return True
+    for example in _QUOTED.findall(prompt_words):
+        quoted = tuple(words(strip_markers(example)))
+        if len(quoted) >= 3 and quoted in _runs(said, len(quoted)):
+            return True
+    return False
 
 
 def _share(found: Sequence[Claim]) -> tuple[int, int]:
