@@ -424,6 +424,8 @@ def _cmd_ask(args: argparse.Namespace) -> int:
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, Final):
+            if event.answer.fallback is not None:  # the streamed text is replaced
+                sys.stdout.write(f"\n\n{event.answer.text}")
             print(event.answer.render_tail())
     return 0
 

@@ -148,6 +148,10 @@ class LLMResponseError(LLMError):
     """The endpoint answered with something that is not a usable completion."""
 
 
+class LLMContextLengthError(LLMResponseError):
+    """The prompt is longer than the model's context window; the message says what to lower."""
+
+
 # --- configuration --------------------------------------------------------------------
 
 

@@ -122,6 +122,15 @@ class AnswerSettings(BaseModel):
     support_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Lexical support score at which a claim is supported."
     )
+    fallback_below: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="A model's answer with a smaller share of supported claims than this (or "
+        "with no citation, or that repeats its instructions) is replaced by the offline "
+        "extractive answer for the same sources; the model's text is kept in answer.fallback. "
+        "0 keeps every cited answer.",
+    )
 
 
 class OpenAISettings(BaseModel):
@@ -137,8 +146,38 @@ class OpenAISettings(BaseModel):
     context_tokens: int = Field(
         6000, ge=256, description="Token budget for the numbered sources in the prompt."
     )
-    timeout: float = Field(30.0, gt=0, description="Seconds per request before it is abandoned.")
-    max_retries: int = Field(2, ge=0, le=10, description="Retries on 429, 5xx and timeouts.")
+    timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds to wait for the first token of a streamed reply (a CPU server "
+        "spends them reading the prompt), or for a whole reply when streaming is off.",
+    )
+    idle_timeout: float = Field(
+        30.0, gt=0, description="Seconds a streamed reply may pause between tokens."
+    )
+    total_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds one streamed reply may take in all; a reply still streaming then "
+        "is cut off and kept as far as it got.",
+    )
+    stream: bool = Field(
+        True,
+        description="Stream every request (answers, follow-up rewrites, judge verdicts), so a "
+        "slow model is a slow answer rather than a timeout; false for endpoints that cannot.",
+    )
+    max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a request refused with 429 or 5xx or whose connection failed "
+        "(exponential backoff); a timed-out request only with retry_timeouts.",
+    )
+    retry_timeouts: bool | None = Field(
+        None,
+        description="Retry a request that timed out. Default: only on api.openai.com; a local "
+        "server keeps computing a request its client abandoned, so a retry piles work on it.",
+    )
 
 
 class LimitSettings(BaseModel):

@@ -189,6 +189,8 @@ class Claim:
     reason: str = ""
     basis: Literal["judged", "quoted"] = "judged"
     addresses: bool | None = None
+    failed: bool = False
+    """The judge could not decide (its verdict is left out of shares, never counted as 0)."""
 
     def to_dict(self) -> dict:
         return {
@@ -199,16 +201,61 @@ class Claim:
             "addresses": self.addresses,
             "score": round(self.score, 3),
             "reason": self.reason,
+            "failed": self.failed,
         }
 
 
 @dataclass
 class Usage:
+    """Tokens of one answer. ``estimated``: the endpoint reported none (a streamed reply from
+    a server that sends no usage chunk, such as llama.cpp), so they were counted here with
+    tiktoken."""
+
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False
 
     def to_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "estimated": self.estimated,
+        }
+
+
+@dataclass
+class Fallback:
+    """Why a model's answer was replaced by the offline extractive answer for the same
+    sources, and that answer of the model (its text with citations resolved, its citations
+    and checked claims), kept for whoever wants to read it."""
+
+    reason: Literal["no-citation", "unsupported", "echo"]
+    message: str
+    supported: int
+    claims: int
+    threshold: float
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    model_claims: list[Claim] = field(default_factory=list)
+
+    @property
+    def supported_share(self) -> float | None:
+        """Supported claims / claims the judge decided (None when it decided none)."""
+        return self.supported / self.claims if self.claims else None
+
+    def to_dict(self) -> dict:
+        share = self.supported_share
+        return {
+            "reason": self.reason,
+            "message": self.message,
+            "supported_claims": self.supported,
+            "claims": self.claims,
+            "supported_share": None if share is None else round(share, 3),
+            "threshold": self.threshold,
+            "model_text": self.text,
+            "model_citations": [c.to_dict() for c in self.citations],
+            "model_claims": [c.to_dict() for c in self.model_claims],
+        }
 
 
 @dataclass
@@ -229,6 +276,9 @@ class Answer:
     model: str | None = None
     standalone_question: str | None = None
     evidence: float = 0.0
+    fallback: Fallback | None = None
+    """Set when the model's answer was mostly unsupported and ``text`` is the offline
+    extractive answer for the same sources (its first line says so)."""
 
     @property
     def unsupported_claims(self) -> list[Claim]:
@@ -249,6 +299,7 @@ class Answer:
             "question": self.question,
             "standalone_question": self.standalone_question,
             "sources": [s.to_dict() for s in self.sources],
+            "fallback": self.fallback.to_dict() if self.fallback else None,
         }
 
     def render(self) -> str:

@@ -44,7 +44,7 @@ from .errors import (
 )
 from .store.files import atomic_writer
 from .text.markers import MARKER, numbers_of
-from .types import Answer, Final, Source, Status, TextDelta, Turn
+from .types import Answer, Fallback, Final, Source, Status, TextDelta, Turn
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,20 @@ def answer_markdown(answer: Answer, turn: int = 1, *, shown: Collection[str] = (
     tail = _tail(answer, turn, titles)
     if tail:
         parts.append(tail)
+    if answer.fallback is not None:
+        parts.append(model_answer_details(answer.fallback))
     return "\n\n".join(parts)
+
+
+def model_answer_details(fallback: Fallback) -> str:
+    """The model's answer that was not shown (its claims did not hold), behind "Show the
+    model's answer", with the sources its numbers refer to."""
+    paragraphs = "".join(f"<p>{html_text(p)}</p>" for p in fallback.text.split("\n") if p.strip())
+    cited = "".join(f"<li>[{c.number}] {html_text(c.title)}</li>" for c in fallback.citations)
+    return (
+        '<details class="model-answer"><summary>Show the model\'s answer</summary>'
+        f"{paragraphs}{f'<ul>{cited}</ul>' if cited else ''}</details>"
+    )
 
 
 def _marked(answer: Answer, turn: int, titles: Mapping[int, str]) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -21,9 +23,16 @@ import numpy as np
 
 @dataclass
 class Reply:
-    """One scripted response. ``status`` != 200 sends an error body; ``hang`` waits that many
-    seconds before answering; ``garbage`` sends a body that is not JSON; ``trickle`` waits
-    between streamed chunks."""
+    """One scripted response. ``status`` != 200 sends an error body (``error``, or a generic
+        one); ``hang`` waits that many seconds before answering; ``garbage`` sends a body that is
+        not JSON; ``trickle`` waits between streamed chunks. What llama.cpp's server does:
+        ``ttft`` sends a stream's headers at once and its first chunk that many seconds later
+        (the prompt is being read); ``stream_usage=False`` sends no usage chunk; ``empty_stream``
+        sends a 200 event stream with no event (a prompt longer than its context window);
+        ``no_finish`` ends the stream with [DONE] but no finish reason (an interrupted request);
+        ``drop_after`` resets the connection after that many chunks; ``model`` is the model the
+        response names (default: the requested one, echoed); ``chunk_size`` is the characters per
+    streamed chunk."""
 
     text: str = ""
     status: int = 200
@@ -32,18 +41,30 @@ class Reply:
     trickle: float = 0.0
     usage: tuple[int, int] = (123, 45)
     finish: str = "stop"
+    error: dict | None = None
+    ttft: float = 0.0
+    stream_usage: bool = True
+    empty_stream: bool = False
+    no_finish: bool = False
+    drop_after: int | None = None
+    model: str | None = None
+    chunk_size: int = 7
 
 
 class OpenAIServer:
     def __init__(self) -> None:
         self.requests: list[dict] = []  # chat requests, in order: {"path", "headers", "json"}
         self.embedding_requests: list[dict] = []
+        self.chunks_sent = 0  # streamed chunks written, across requests
+        self.broken_pipes = 0  # streams the client closed while they were being written
         self.queue: deque[Reply] = deque()
         self.default: Callable[[dict], Reply] = lambda body: Reply("No script. [1]")
         # reject(body) -> an error message: the request is answered 400 with it, as a real
         # endpoint rejects a parameter its model does not take
         self.reject: Callable[[dict], str | None] = lambda body: None
         self.stopping = threading.Event()
+        # GET /models lists these ids; None answers 404 (an endpoint that does not say)
+        self.models: list[str] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +72,12 @@ class OpenAIServer:
 
             def log_message(self, *args) -> None:  # quiet
                 pass
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/models") and server.models is not None:
+                    data = [{"id": m, "object": "model", "owned_by": "me"} for m in server.models]
+                    return self._send(200, {"object": "list", "data": data})
+                return self._send(404, {"error": {"message": "not found", "type": "test"}})
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -72,10 +99,8 @@ class OpenAIServer:
                 if reply.hang and server.stopping.wait(reply.hang):
                     return
                 if reply.status != 200:
-                    return self._send(
-                        reply.status,
-                        {"error": {"message": f"scripted {reply.status}", "type": "test"}},
-                    )
+                    error = reply.error or {"message": f"scripted {reply.status}", "type": "test"}
+                    return self._send(reply.status, {"error": error})
                 if reply.garbage:
                     return self._raw(200, b"this is { not json", "application/json")
                 if body.get("stream"):
@@ -106,26 +131,41 @@ class OpenAIServer:
                 self.send_header("Cache-Control", "no-cache")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                pieces = [reply.text[i : i + 7] for i in range(0, len(reply.text), 7)]
+                self.close_connection = True
+                if reply.empty_stream:
+                    return
+                self.wfile.flush()
+                if reply.ttft and server.stopping.wait(reply.ttft):
+                    return
+                size = reply.chunk_size
+                pieces = [reply.text[i : i + size] for i in range(0, len(reply.text), size)]
                 try:
-                    for piece in pieces:
-                        chunk = _chunk(body, {"content": piece}, None)
+                    for n, piece in enumerate(pieces):
+                        if reply.drop_after is not None and n >= reply.drop_after:
+                            # reset the connection (not a clean close): the stream breaks off
+                            linger = struct.pack("ii", 1, 0)
+                            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                            self.connection.close()
+                            return
+                        chunk = _chunk(body, {"content": piece}, None, reply.model)
                         self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                         self.wfile.flush()
+                        server.chunks_sent += 1
                         if reply.trickle and server.stopping.wait(reply.trickle):
                             return
-                    done = _chunk(body, {}, reply.finish)
-                    self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
-                    if (body.get("stream_options") or {}).get("include_usage"):
-                        usage = _chunk(body, None, None)
+                    if not reply.no_finish:
+                        done = _chunk(body, {}, reply.finish, reply.model)
+                        self.wfile.write(f"data: {json.dumps(done)}\n\n".encode())
+                    include = (body.get("stream_options") or {}).get("include_usage")
+                    if include and reply.stream_usage:
+                        usage = _chunk(body, None, None, reply.model)
                         usage["choices"] = []
                         usage["usage"] = _usage(reply)
                         self.wfile.write(f"data: {json.dumps(usage)}\n\n".encode())
                     self.wfile.write(b"data: [DONE]\n\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
-                self.close_connection = True
+                    server.broken_pipes += 1
 
             def _send(self, status: int, payload: dict) -> None:
                 self._raw(status, json.dumps(payload).encode(), "application/json")
@@ -187,7 +227,7 @@ def _completion(body: dict, reply: Reply) -> dict:
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": body.get("model", "test"),
+        "model": reply.model or body.get("model", "test"),
         "choices": [
             {
                 "index": 0,
@@ -199,11 +239,11 @@ def _completion(body: dict, reply: Reply) -> dict:
     }
 
 
-def _chunk(body: dict, delta: dict | None, finish: str | None) -> dict:
+def _chunk(body: dict, delta: dict | None, finish: str | None, model: str | None = None) -> dict:
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
-        "model": body.get("model", "test"),
+        "model": model or body.get("model", "test"),
         "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}],
     }

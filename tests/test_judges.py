@@ -60,3 +60,36 @@ def test_unparseable_reply_is_a_counted_failure(server, tmp_path):
 )
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "supported", "failed"),
+    [
+        ('{"supported": true, "reason": "This claim is false"}', False, True),
+        ('{"supported": true, "reason": "The evidence does not mention it."}', False, True),
+        ('{"supported": false, "reason": "The claim is stated in the evidence."}', False, True),
+        ('{"supported": true, "reason": "The evidence states the speedup."}', True, False),
+        ('{"supported": false, "reason": "The number 42 is not in the evidence."}', False, False),
+        ('{"supported": true}', True, False),
+    ],
+)
+def test_a_verdict_its_reason_contradicts_is_a_failed_verdict(
+    server, tmp_path, reply, supported, failed
+):
+    """Issue 15: ``{"supported": true, "reason": "This claim is false"}`` was stored as
+    supported."""
+    judge = judge_for(server, tmp_path)
+    server.script(reply)
+    verdict = judge.judge("X is fast.", ["X is fast."])
+    assert (verdict.supported, verdict.failed) == (supported, failed)
+    assert judge.inconsistent == int(failed)
+    server.script('{"supported": true, "reason": "stated"}')
+    again = judge.judge("X is fast.", ["X is fast."])  # a failed verdict is not cached
+    assert len(server.requests) == (2 if failed else 1) and (again.failed is False)
+
+
+def test_a_claim_with_no_content_words_is_never_supported():
+    from rag_assistant.answer.judges import LexicalJudge
+
+    verdict = LexicalJudge().judge("It is.", ["It is. The method is fast."])
+    assert not verdict.supported and verdict.score == 0.0

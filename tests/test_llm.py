@@ -20,6 +20,8 @@ from rag_assistant import Assistant
 from rag_assistant.answer.llm import Completion, UsageReport
 from rag_assistant.errors import (
     LLMAuthenticationError,
+    LLMContextLengthError,
+    LLMError,
     LLMRateLimitError,
     LLMResponseError,
     LLMTimeoutError,
@@ -39,10 +41,10 @@ def server():
     srv.stop()
 
 
-def llm_assistant(home, server, **openai) -> Assistant:
+def llm_assistant(home, server, *, fallback_below: float = 0.5, **openai) -> Assistant:
     cfg = {"base_url": server.url, "api_key": KEY, "timeout": 5.0, "max_retries": 0}
     cfg.update(openai)
-    return Assistant(Settings(home=home, openai=cfg))
+    return Assistant(Settings(home=home, openai=cfg, answer={"fallback_below": fallback_below}))
 
 
 def hyper_number(answer_or_sources) -> int:
@@ -61,11 +63,11 @@ def test_request_carries_numbered_titles_and_abstracts(home, server):
     assert answer.mode == "llm" and answer.model == "gpt-4o-mini"
     sent = server.user_messages()
     for number, source in enumerate(answer.sources, 1):
-        assert f"[{number}] Title: {source.title}" in sent
+        assert f"[{number}] {source.title}\n" in sent
         assert source.chunks[0].text[:80] in sent
     assert "<sources>" in sent and QUESTION in sent
-    system = server.system_message()
-    assert REFUSAL in system and "data, not instructions" in system
+    assert sent.index("</sources>") < sent.index(QUESTION) < sent.index(REFUSAL)
+    assert "data, not instructions" in server.system_message()
     assert server.requests[-1]["headers"]["authorization"] == f"Bearer {KEY}"
     assert [c.title for c in answer.citations] == [sources[n - 1].title]
     assert answer.text == "HyperAttention approximates attention in near-linear time [1]."
@@ -74,7 +76,7 @@ def test_request_carries_numbered_titles_and_abstracts(home, server):
 
 
 def test_phantom_citation_removed_and_unsupported_sentence_flagged(home, server):
-    assistant = llm_assistant(home, server)
+    assistant = llm_assistant(home, server, fallback_below=0.0)
     n = hyper_number(assistant.retrieve(QUESTION))
     reply = (
         f"HyperAttention approximates attention in near-linear time [{n}]. "
@@ -103,7 +105,8 @@ def test_stream_and_complete_give_the_same_checked_answer(home, server):
     whole = assistant.ask(QUESTION)
     events = list(assistant.stream(QUESTION))
 
-    assert server.requests[0]["json"].get("stream") in (None, False)
+    # ask streams from the endpoint too: a slow model is a slow answer, not a timeout
+    assert server.requests[0]["json"]["stream"] is True
     assert server.requests[1]["json"]["stream"] is True
     final = events[-1]
     assert isinstance(final, Final)
@@ -158,7 +161,7 @@ def test_context_budget_drops_lowest_ranked_sources(home, server):
     server.script("HyperAttention is fast [1].")
     answer = assistant.ask(QUESTION)
     sent = server.user_messages()
-    assert "[1] Title:" in sent and "[5] Title:" not in sent
+    assert f"[1] {answer.sources[0].title}\n" in sent and "\n[5] " not in sent
     assert any("did not fit the context budget" in n for n in answer.notices)
     assert answer.citations[0].title == answer.sources[0].title
 
@@ -183,19 +186,98 @@ def test_endpoint_failures_become_clear_errors(home, server, reply, error, messa
     assert len(server.requests) == (2 if retried else 1)
 
 
-def test_hanging_endpoint_times_out(home, server):
-    assistant = llm_assistant(home, server, timeout=0.5, max_retries=1)
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "unstreamed"])
+def test_a_timed_out_request_to_a_local_server_is_not_retried(home, server, stream):
+    """A local server keeps computing a request its client abandoned: retrying it would
+    queue a second copy behind the first. Counted at the (slow) server: one request."""
+    assistant = llm_assistant(home, server, timeout=0.5, max_retries=2, stream=stream)
+    assistant.retrieve(QUESTION)
+    server.script(*[Reply("late [1]", hang=30)] * 3)
+    with pytest.raises(LLMTimeoutError) as info:
+        assistant.ask(QUESTION)
+    message = str(info.value)
+    assert "RAG_ASSISTANT_OPENAI__TIMEOUT" in message and "not retried" in message
+    time.sleep(1.5)  # what a retry after the backoff would have sent by now
+    assert len(server.requests) == 1
+
+
+def test_a_timed_out_request_is_retried_when_asked(home, server):
+    assistant = llm_assistant(home, server, timeout=0.5, max_retries=1, retry_timeouts=True)
     server.script(Reply("late [1]", hang=30), Reply("late [1]", hang=30))
-    with pytest.raises(LLMTimeoutError, match=r"did not answer within 0\.5 s after 1 retry"):
+    with pytest.raises(LLMTimeoutError, match=r"within 0\.5 s.*after 1 retry"):
         assistant.ask(QUESTION)
     assert len(server.requests) == 2
 
 
-def test_trickling_stream_is_cut_off_at_the_bound(home, server):
-    assistant = llm_assistant(home, server, timeout=0.5, max_retries=0)
-    server.script(Reply("word " * 200, trickle=0.1))
-    with pytest.raises(LLMTimeoutError, match="kept streaming past"):
-        list(assistant.stream(QUESTION))
+def test_requests_to_openai_retry_timeouts_by_default():
+    from rag_assistant.answer.llm import retries_timeouts
+
+    assert retries_timeouts(Settings(openai={"api_key": "sk-x"}))
+    assert retries_timeouts(Settings(openai={"base_url": "https://api.openai.com/v1"}))
+    assert not retries_timeouts(Settings(openai={"base_url": "http://127.0.0.1:8080/v1"}))
+    assert not retries_timeouts(Settings(openai={"base_url": "http://gpu-box:11434/v1"}))
+
+
+def test_a_slow_first_token_is_waited_for_up_to_the_timeout(home, server):
+    """A CPU server sends the stream's headers at once and its first token after reading
+    the prompt: that wait is bounded by openai.timeout, not by the pause between tokens."""
+    assistant = llm_assistant(home, server, timeout=3.0, idle_timeout=0.3)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(
+        Reply(f"HyperAttention approximates attention in near-linear time [{n}].", ttft=1.0)
+    )
+    answer = assistant.ask(QUESTION)
+    assert answer.text.startswith("HyperAttention approximates") and not answer.fallback
+    assert not any("cut off" in notice for notice in answer.notices)
+
+    server.script(Reply("late [1]", ttft=2.0))
+    quick = llm_assistant(home, server, timeout=0.5)
+    with pytest.raises(LLMTimeoutError, match=r"sent no token within 0\.5 s"):
+        quick.ask(QUESTION)
+
+
+def test_a_stream_that_pauses_is_cut_and_keeps_its_text(home, server):
+    assistant = llm_assistant(home, server, idle_timeout=0.4, fallback_below=0.0)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    text = f"HyperAttention approximates attention [{n}]. " + "It is fast. " * 20
+    server.script(Reply(text, trickle=1.5, chunk_size=60))
+    started = time.monotonic()
+    answer = assistant.ask(QUESTION)
+    assert time.monotonic() - started < 5
+    assert answer.text.startswith("HyperAttention") and not answer.refused
+    notice = next(n for n in answer.notices if "cut off" in n)
+    assert "RAG_ASSISTANT_OPENAI__IDLE_TIMEOUT" in notice and "as far as it got" in notice
+
+
+def test_a_trickling_stream_is_cut_at_the_total_bound(home, server):
+    assistant = llm_assistant(home, server, total_timeout=1.0, fallback_below=0.0)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(Reply(f"HyperAttention is fast [{n}]. " * 100, trickle=0.1))
+    events = list(assistant.stream(QUESTION))
+    answer = events[-1].answer
+    assert answer.text.startswith("HyperAttention is fast [1]. HyperAttention")
+    assert any("RAG_ASSISTANT_OPENAI__TOTAL_TIMEOUT" in notice for notice in answer.notices)
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        (dict(drop_after=1, chunk_size=70), "broke off"),
+        (dict(no_finish=True), "without saying the reply was complete"),
+    ],
+    ids=["connection-dropped", "no-finish-reason"],
+)
+def test_a_cut_stream_keeps_the_partial_answer_and_says_so(home, server, reply, why):
+    """Issue 15: a stream cut mid-answer was reported as "cannot reach ... after 2 retries"
+    and its text discarded."""
+    assistant = llm_assistant(home, server, fallback_below=0.0, max_retries=2)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    text = f"HyperAttention approximates attention in near-linear time [{n}]. It also scales."
+    server.script(Reply(text, **reply))
+    answer = final(assistant.stream(QUESTION))
+    assert answer.text.startswith("HyperAttention approx") and answer.citations
+    assert any(why in notice and "as far as it got" in notice for notice in answer.notices)
+    assert len(server.requests) == 1  # a cut answer is kept, not asked again
 
 
 def test_key_never_logged(home, server, caplog):
@@ -325,7 +407,7 @@ class ObedientModel:
     def _reply(self, messages) -> str:
         self.sent.append(list(messages))
         user = messages[-1]["content"]
-        numbers = sorted({int(n) for n in re.findall(r"^\[(\d+)\] Title:", user, re.M)})
+        numbers = sorted({int(n) for n in re.findall(r"^\[(\d+)\] ", user, re.M)})
         cite_all = "".join(f"[{n}]" for n in numbers)
         return (
             f"Sparse attention handles long documents {cite_all}. "
@@ -362,7 +444,12 @@ def test_scripted_model_obeying_an_injected_abstract_cites_only_retrieved_papers
     ]
     corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     model = ObedientModel()
-    settings = Settings(home=tmp_path / "home", auto_ingest_bundled=False, retrieval={"k": 2})
+    settings = Settings(
+        home=tmp_path / "home",
+        auto_ingest_bundled=False,
+        retrieval={"k": 2},
+        answer={"fallback_below": 0.0},  # the model's own text is what is checked here
+    )
     assistant = Assistant(settings, llm=model)
     assistant.ingest([corpus])
     question = "How does sparse attention handle long documents?"
@@ -403,14 +490,17 @@ BACKOFF_AND_SLACK = 1.5
         ([Reply("late [1]", hang=60)] * 2, LLMTimeoutError),
         ([Reply(status=500)] * 2, LLMUnavailableError),
         ([Reply(garbage=True)], LLMResponseError),
-        ([Reply("word " * 400, trickle=0.05)], LLMTimeoutError),
+        ([Reply("Fast [1]. " * 400, trickle=0.05)], None),
     ],
     ids=["hang", "http-500", "garbage", "trickle"],
 )
 def test_stream_ends_within_the_documented_bound(home, server, replies, error):
-    """``stream`` is bounded by openai.timeout * (max_retries + 1) whatever the endpoint
-    does; the guard only catches a stream that never ends."""
-    assistant = llm_assistant(home, server, timeout=0.5, max_retries=1)
+    """``stream`` ends within openai.timeout x (max_retries + 1) plus backoff whatever the
+    endpoint does (a timeout is retried only on OpenAI's API); a trickling stream is cut at
+    openai.total_timeout and kept. The guard only catches a stream that never ends."""
+    assistant = llm_assistant(
+        home, server, timeout=0.5, max_retries=1, total_timeout=1.0, fallback_below=0.0
+    )
     assistant.retrieve(QUESTION)  # the index is warm: only the model call is measured
     server.script(*replies)
     outcome: dict = {}
@@ -418,7 +508,7 @@ def test_stream_ends_within_the_documented_bound(home, server, replies, error):
     def consume() -> None:
         try:
             outcome["events"] = list(assistant.stream(QUESTION))
-        except error as exc:
+        except LLMError as exc:
             outcome["error"] = exc
 
     started = time.monotonic()
@@ -427,8 +517,12 @@ def test_stream_ends_within_the_documented_bound(home, server, replies, error):
     thread.join(GUARD_SECONDS)
     elapsed = time.monotonic() - started
     assert not thread.is_alive(), "the stream did not end"
-    assert "error" in outcome, outcome
-    assert KEY not in str(outcome["error"])
+    if error is None:
+        answer = outcome["events"][-1].answer
+        assert any("RAG_ASSISTANT_OPENAI__TOTAL_TIMEOUT" in n for n in answer.notices)
+    else:
+        assert isinstance(outcome.get("error"), error), outcome
+        assert KEY not in str(outcome["error"])
     # the README's bound: timeout x (max_retries + 1), plus the client's backoff between
     # attempts (at most 1 s for one retry) and the local round trips
     bound = 0.5 * (1 + 1) + BACKOFF_AND_SLACK
@@ -482,3 +576,230 @@ def test_a_complete_answer_has_no_cut_off_notice(home, server):
 
 def final(events):
     return next(e.answer for e in events if isinstance(e, Final))
+
+
+# --- issue 15: what a real server showed, reproduced with the stub -------------------------
+
+
+def test_the_model_the_server_serves_is_the_one_shown(home, server):
+    """llama.cpp answers any model name with its own model and echoes the requested name:
+    /v1/models says which model it is."""
+    server.models = ["/srv/models/SmolLM2-135M-Instruct.Q4_1.gguf"]
+    assistant = llm_assistant(home, server)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(f"HyperAttention approximates attention in near-linear time [{n}].")
+    answer = assistant.ask(QUESTION)
+    assert answer.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert any("serves no model named 'gpt-4o-mini'" in notice for notice in answer.notices)
+    assert "generated by the language model SmolLM2-135M-Instruct.Q4_1.gguf" in answer.notices[0]
+
+
+def test_the_model_the_response_names_is_shown(home, server):
+    server.models = ["gpt-4o-mini", "gpt-4o"]
+    assistant = llm_assistant(home, server)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(Reply(f"HyperAttention is near-linear [{n}].", model="gpt-4o-mini-2024-07-18"))
+    answer = assistant.ask(QUESTION)
+    assert answer.model == "gpt-4o-mini-2024-07-18"
+    assert not any("serves no model" in notice for notice in answer.notices)
+
+
+def test_usage_is_counted_when_the_stream_reports_none(home, server):
+    assistant = llm_assistant(home, server)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    text = f"HyperAttention approximates attention in near-linear time [{n}]."
+    server.script(Reply(text, stream_usage=False), Reply(text))
+    estimated, reported = assistant.ask(QUESTION), assistant.ask(QUESTION)
+    assert estimated.usage.estimated and estimated.usage.prompt_tokens > 500
+    assert 5 < estimated.usage.completion_tokens < 40
+    assert not reported.usage.estimated and reported.usage.prompt_tokens == 123
+    assert estimated.to_dict()["usage"]["estimated"] is True
+
+
+LLAMA_CPP_OVERFLOW = {
+    "message": "This model's maximum context length is 2048 tokens. However, you requested "
+    "3180 tokens (3130 in the messages, 50 in the completion). Please reduce the length of "
+    "the messages or completion.",
+    "type": "invalid_request_error",
+    "param": "messages",
+    "code": "context_length_exceeded",
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["rejected", "empty-stream"])
+def test_a_prompt_longer_than_the_context_window_says_what_to_lower(home, server, stream):
+    """llama.cpp rejects it with HTTP 400 unstreamed, and sends an empty event stream when
+    streaming; both say which settings to lower."""
+    assistant = llm_assistant(home, server, stream=stream, max_retries=2)
+    reply = Reply(empty_stream=True) if stream else Reply(status=400, error=LLAMA_CPP_OVERFLOW)
+    server.script(reply)
+    error = LLMContextLengthError if not stream else LLMResponseError
+    with pytest.raises(error) as info:
+        assistant.ask(QUESTION)
+    message = str(info.value)
+    assert "fewer sources (k)" in message and "RAG_ASSISTANT_OPENAI__CONTEXT_TOKENS" in message
+    assert "(now 6000)" in message
+    assert len(server.requests) == 1
+
+
+def test_a_follow_up_rewrite_that_is_an_answer_is_not_searched_for(home, server):
+    """Issue 15: the model answered instead of rewriting, and its answer became the search
+    query; the user's message never reached the answering model."""
+    assistant = llm_assistant(home, server, fallback_below=0.0)
+    conversation = assistant.conversation()
+    n = hyper_number(assistant.retrieve(QUESTION))
+    server.script(f"HyperAttention approximates attention in near-linear time [{n}].")
+    conversation.ask(QUESTION)
+    message = "Does it need any fine-tuning?"
+    server.script(
+        "The answer to your question is no, it does not need any fine-tuning.",
+        "HyperAttention needs no fine-tuning [1].",
+    )
+    answer = conversation.ask(message)
+    assert answer.standalone_question == f"{message} (context: {QUESTION})"
+    assert message in server.user_messages(2)  # the answering model sees the message
+
+
+@pytest.mark.parametrize(
+    ("reply", "accepted"),
+    [
+        ("Does HyperAttention need any fine-tuning?", True),
+        ('Standalone question: "Does HyperAttention need any fine-tuning?"', True),
+        ("The answer to your question is no, it does not need any fine-tuning.", False),
+        ("What is the capital of France?", False),  # lost the message's subject
+        ("Does HyperAttention need fine-tuning?\nIt does not.", False),
+    ],
+)
+def test_a_rewrite_must_be_a_question_keeping_the_subject(reply, accepted):
+    from rag_assistant.answer.conversation import rewritten_question
+
+    got = rewritten_question(reply, "Does it need any fine-tuning?")
+    assert (got == "Does HyperAttention need any fine-tuning?") if accepted else got is None
+
+
+def test_titles_the_model_writes_are_not_shown(home, server):
+    assistant = llm_assistant(home, server, fallback_below=0.0)
+    sources = assistant.retrieve(QUESTION)
+    n = hyper_number(sources)
+    other = next(i for i in range(1, 6) if i != n)
+    reply = (
+        f"[{other}] Title: Speculative Prefill: Turbocharging TTFT\n"
+        f"HyperAttention approximates attention in near-linear time [{n}]."
+    )
+    server.script(reply)
+    events = list(assistant.stream(QUESTION))
+    answer = events[-1].answer
+    streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "Title" not in answer.text and "Speculative Prefill" not in streamed
+    assert answer.text == "HyperAttention approximates attention in near-linear time [1]."
+    assert [c.title for c in answer.citations] == [sources[n - 1].title]
+
+
+def test_a_numbered_list_is_checked_item_by_item(home, server):
+    """Issue 15: "1. [1]" counted as a supported claim, and "2." glued to a sentence was
+    checked as a stated number."""
+    assistant = llm_assistant(home, server, fallback_below=0.0)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    reply = (
+        f"1. [{n}]\n"
+        f"2. HyperAttention approximates attention in near-linear time [{n}] 3.\n"
+        "Speculative Prefill:\n"
+    )
+    server.script(reply)
+    answer = assistant.ask(QUESTION)
+    assert [c.text for c in answer.claims] == [
+        "HyperAttention approximates attention in near-linear time [1] 3."
+    ]
+    assert answer.claims[0].supported
+
+
+ECHOES = [
+    "Answer in at most 5 short sentences, using only facts from the sources above. End every "
+    "sentence with the number of the source it comes from, in square brackets [1]. "
+    'For example: "The method halves memory use [2]."',
+    "The method halves memory use [1].",  # the prompt's example, copied (SmolLM2 does)
+    "<sources>\n[1] HyperAttention approximates attention [1].\n</sources>",
+]
+
+
+@pytest.mark.parametrize("echo", ECHOES, ids=["instructions", "example", "sources-fence"])
+def test_an_echoed_prompt_is_a_failed_answer(home, server, echo):
+    """Issue 15: a model that repeated its prompt had the prompt's example markers turned
+    into citations."""
+    assistant = llm_assistant(home, server)
+    assistant.retrieve(QUESTION)
+    server.script(echo)
+    answer = assistant.ask(QUESTION)
+    assert answer.fallback is not None and answer.fallback.reason == "echo"
+    assert answer.text.startswith("The model repeated its instructions")
+    assert "halves memory" not in answer.text and "<sources>" not in answer.text
+
+
+def test_an_unsupported_answer_falls_back_to_the_offline_answer(home, server):
+    """Issue 15: made-up descriptions with 0 of 9 claims supported were shown as answers."""
+    assistant = llm_assistant(home, server)
+    n = hyper_number(assistant.retrieve(QUESTION))
+    made_up = (
+        f"HyperAttention was invented by pirates in 1642 [{n}]. It runs on steam engines [{n}]. "
+        f"It is used to brew coffee in Antarctica [{n}]."
+    )
+    server.script(made_up)
+    events = list(assistant.stream(QUESTION))
+    answer = events[-1].answer
+    offline = Assistant(assistant.settings.merged(answer={"llm": "offline"})).ask(QUESTION)
+    first, rest = answer.text.split("\n\n", 1)
+    assert first.startswith("Only 0 of the 3 claims of the model's answer are supported")
+    assert rest == offline.text
+    assert [c.to_dict() for c in answer.citations] == [c.to_dict() for c in offline.citations]
+    assert all(c.supported for c in answer.claims)
+    fallback = answer.fallback
+    assert fallback.reason == "unsupported" and fallback.supported_share == 0.0
+    assert fallback.text.startswith("HyperAttention was invented by pirates in 1642 [1].")
+    assert len(fallback.model_claims) == 3 and fallback.citations
+    document = answer.to_dict()["fallback"]
+    assert document["supported_share"] == 0.0 and document["threshold"] == 0.5
+    assert document["model_text"] == fallback.text
+    assert answer.mode == "llm" and not answer.refused
+
+
+def test_an_answer_without_a_citation_falls_back(home, server):
+    assistant = llm_assistant(home, server)
+    server.script("HyperAttention is a fast attention method.")
+    answer = assistant.ask(QUESTION)
+    assert answer.fallback.reason == "no-citation"
+    assert answer.text.startswith("The model's answer cites no source")
+    assert answer.citations and answer.claims
+
+
+def test_the_fallback_threshold_is_a_setting(home, server):
+    n = hyper_number(llm_assistant(home, server).retrieve(QUESTION))
+    half = (
+        f"HyperAttention approximates attention in near-linear time [{n}]. "
+        f"It was invented by pirates in 1642 [{n}]."
+    )
+    for below, falls_back in [(0.5, False), (0.75, True), (0.0, False)]:
+        server.script(half)
+        answer = llm_assistant(home, server, fallback_below=below).ask(QUESTION)
+        assert (answer.fallback is not None) is falls_back, below
+
+
+def test_cli_says_the_answer_came_from_a_model_and_shows_a_fallback(home, server, tmp_path):
+    from clirun import run_cli
+
+    env = {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": KEY, "RAG_ASSISTANT_HOME": str(home)}
+    reply = (
+        "HyperAttention is a fast attention method [1]. It was built by pirates [1]. "
+        "It runs on steam [1]."
+    )
+    server.script(reply)
+    out = run_cli("ask", QUESTION, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("(Answer generated by the language model gpt-4o-mini")
+    assert "claims of the model's answer are supported" in out.stdout
+    assert out.stdout.index("built by pirates") < out.stdout.index("Only ")
+
+    server.script(reply)
+    document = json.loads(run_cli("ask", QUESTION, "--json", env=env).stdout)
+    assert document["fallback"]["reason"] == "unsupported"
+    assert "pirates" in document["fallback"]["model_text"] and "pirates" not in document["text"]

@@ -26,8 +26,14 @@ def copy_prompts(tmp_path: Path) -> Path:
 def test_shipped_templates_load_and_format():
     loaded = prompts.load_all()
     assert set(loaded) == set(prompts.VARIABLES)
-    system = loaded["answer_system"].format(n_sources=3, max_sentences=4, refusal=REFUSAL)
-    assert "1 to 3" in system and REFUSAL in system
+    rules = {"n_sources": 3, "max_sentences": 4, "refusal": REFUSAL}
+    system = loaded["answer_system"].format(**rules)
+    user = loaded["answer_user"].format(sources="[1] A\nabc", question="Why?", **rules)
+    prompt = system + user
+    assert "1 to 3" in prompt and REFUSAL in prompt and "at most 4" in prompt
+    # the refusal sentence last, the question close to the sources
+    assert user.rstrip().endswith(REFUSAL)
+    assert user.index("</sources>") < user.index("Why?")
     assert '{"supported"' in loaded["judge_system"].format()  # literal braces survive
 
 
@@ -55,6 +61,15 @@ def test_unbalanced_brace_and_missing_file_fail_on_load(tmp_path):
     (folder / "judge_user.txt").unlink()
     with pytest.raises(PromptTemplateError, match="does not exist"):
         prompts.load("judge_user", folder)
+
+
+def test_the_answer_prompt_must_state_the_refusal_sentence(tmp_path):
+    folder = copy_prompts(tmp_path)
+    path = folder / "answer_user.txt"
+    path.write_text(path.read_text().replace("{refusal}", "the refusal"))
+    prompts.load("answer_user", folder)  # alone it is fine: the system prompt may state it
+    with pytest.raises(PromptTemplateError, match=r"neither uses \{refusal\}"):
+        prompts.answer_pair(folder)
 
 
 def test_format_rejects_wrong_values():

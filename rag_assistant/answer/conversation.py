@@ -7,20 +7,24 @@ questions as strings; :func:`history_exchanges` reads them all. Offline, a follo
 recognized by a documented heuristic (:func:`is_follow_up`) and the previous standalone
 question is appended to it, so retrieval sees both; the papers the previous answer cited are
 preferred by retrieval. With a language model configured, the condensing prompt rewrites the
-follow-up instead (:func:`condense_with_model`).
+follow-up instead (:func:`condense_with_model`), and its rewrite is used only when it is a
+question that keeps the message's subject.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..text.terms import query_terms
+from ..text.terms import names, query_terms, terms
 from ..types import Answer, Citation, Event, Final, Turn, final_answer
 from . import prompts
+
+log = logging.getLogger(__name__)
 
 _ANAPHORA = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|she|his|her|"
@@ -125,14 +129,43 @@ def condense_offline(previous: Sequence[str], message: str) -> str:
     return f"{message.rstrip()} (context: {previous[-1].strip()})"
 
 
+_LEAD_LABEL = re.compile(
+    r"^(?:standalone question|rewritten question|question|rewrite)\s*:\s*", re.IGNORECASE
+)
+
+
+def rewritten_question(reply: str, message: str) -> str | None:
+    """The standalone question in a model's ``reply`` to the condensing prompt, or None when
+    the reply is not one: it must be a single question (ending in "?") that keeps the
+    message's subject, i.e. every name the message uses and at least half of its content
+    words. A model that answers the question instead of rewriting it ("The answer to your
+    question is no, ...") is not taken at its word."""
+    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    if len(lines) != 1:
+        return None
+    question = _LEAD_LABEL.sub("", lines[0]).strip().strip('"“”').strip()
+    if not question.endswith("?") or len(question) > 4 * len(message) + 400:
+        return None
+    question_words = set(terms(question))
+    for name in names(message):
+        if not set(terms(name)) <= question_words:
+            return None
+    subject = [t for t in query_terms(message) if not _ANAPHORA.fullmatch(t)]
+    if subject and sum(t in question_words for t in subject) * 2 < len(subject):
+        return None
+    return question
+
+
 def condense_with_model(
     model, history: Sequence[object], message: str, *, prompts_dir: Path | None = None
 ) -> str:
     """The follow-up ``message`` rewritten by ``model`` (a chat model) as a standalone
-    question, from the last few exchanges of ``history``; the message itself when the model
-    returns nothing usable."""
+    question, from the last few exchanges of ``history``. A reply that is not such a question
+    (:func:`rewritten_question`) is not used: the offline condensation is
+    (:func:`condense_offline`)."""
+    exchanges = history_exchanges(history)
     lines: list[str] = []
-    for exchange in history_exchanges(history)[-6:]:
+    for exchange in exchanges[-6:]:
         lines.append(f"User: {exchange.user}")
         if exchange.assistant:
             lines.append(f"Assistant: {exchange.assistant[:600]}")
@@ -142,10 +175,11 @@ def condense_with_model(
     completion = model.complete(
         [{"role": "user", "content": prompt}], temperature=0.0, max_tokens=120
     )
-    rewritten = completion.text.strip().strip('"').strip()
-    if not rewritten or len(rewritten) > 4 * len(message) + 400:
-        return message
-    return rewritten.splitlines()[0].strip()
+    rewritten = rewritten_question(completion.text, message)
+    if rewritten is None:
+        log.info("the model's rewrite of a follow-up was not used: %r", completion.text[:200])
+        return condense_offline([e.standalone for e in exchanges], message)
+    return rewritten
 
 
 class Streams(Protocol):

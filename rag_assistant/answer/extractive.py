@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..text.markers import strip_markers
+from ..text.markers import neutralise, strip_markers
 from ..text.normalize import fold_spaces
 from ..text.sentences import sentences
 from ..text.terms import terms
@@ -231,7 +231,7 @@ class ExtractiveAnswerer:
         paragraphs: list[str] = []
         current = -1
         for c in order:
-            piece = f"{c.text} [{c.paper_index + 1}]"
+            piece = f"{neutralise(c.text)} [{c.paper_index + 1}]"  # its own "[12]" cite nothing
             if c.paper_index != current:
                 paragraphs.append(piece)
                 current = c.paper_index

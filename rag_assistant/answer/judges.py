@@ -5,7 +5,8 @@ numbers in the evidence. :class:`LLMJudge` asks a chat model: temperature 0, JSO
 prompts from ``prompts/judge_*.txt``; verdicts cached on disk by model, prompt hash, claim
 and evidence, so a repeated evaluation costs nothing and gives the same result. A reply that
 is not the expected JSON is a *failed* verdict, counted in ``parse_failures`` and reported by
-the evaluation, never a silent 0 or NaN.
+the evaluation, never a silent 0 or NaN; so is a verdict its own reason contradicts
+(``{"supported": true, "reason": "This claim is false"}``), counted in ``inconsistent``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +47,7 @@ class LexicalJudge:
         if not evidence:
             return Verdict(False, 0.0, "no citation")
         if not claim_terms:
-            return Verdict(True, 1.0, "no content words to check")
+            return Verdict(False, 0.0, "it states nothing to check (no content words)")
         evidence_text = " ".join(evidence)
         found = claim_terms & set(terms(evidence_text))
         score = len(found) / len(claim_terms)
@@ -72,6 +74,7 @@ class LLMJudge:
         self.calls = 0
         self.cache_hits = 0
         self.parse_failures = 0
+        self.inconsistent = 0
         self._lock = threading.Lock()
         self._cache: dict[str, dict] = {}
         self._cache_file: Path | None = None
@@ -121,6 +124,13 @@ class LLMJudge:
             log.warning("the judge's reply was not a JSON verdict (%d so far)", self.parse_failures)
             return Verdict(False, 0.0, "the judge's reply could not be parsed", failed=True)
         supported, reason = parsed
+        if not agrees(supported, reason):
+            with self._lock:
+                self.inconsistent += 1
+            log.warning("the judge's verdict contradicts its reason: %r", reason[:120])
+            return Verdict(
+                False, 0.0, f"the judge's verdict contradicts its reason ({reason})", failed=True
+            )
         with self._lock:
             self._cache[key] = {"supported": supported, "reason": reason}
             if self._cache_file is not None:
@@ -147,3 +157,26 @@ def parse_verdict(text: str) -> tuple[bool, str] | None:
         return None
     reason = data.get("reason")
     return data["supported"], reason if isinstance(reason, str) else ""
+
+
+_DENIES = re.compile(
+    r"\b(?:not|no|never|nor|neither|none|cannot|false|incorrect|wrong|unsupported|"
+    r"unverified|contradict\w*|absent|missing|lacks?|fails?|nothing)\b|n't\b",
+    re.IGNORECASE,
+)
+_AFFIRMS = re.compile(
+    r"\b(?:is|are|fully|directly|clearly|explicitly)\s+(?:supported|stated|confirmed|true|"
+    r"correct|mentioned)\b|\bsupports the claim\b",
+    re.IGNORECASE,
+)
+
+
+def agrees(supported: bool, reason: str) -> bool:
+    """Whether a verdict and its reason say the same thing: a "supported" verdict whose
+    reason denies something ("This claim is false", "not stated") does not, nor does an
+    "unsupported" one whose reason only affirms ("The claim is stated in the evidence").
+    An empty reason contradicts nothing."""
+    denies = bool(_DENIES.search(reason))
+    if supported:
+        return not denies
+    return denies or not _AFFIRMS.search(reason)

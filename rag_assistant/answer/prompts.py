@@ -17,14 +17,26 @@ from pathlib import Path
 
 from ..errors import PromptTemplateError
 
+ANSWER_RULES = frozenset({"n_sources", "max_sentences", "refusal"})
+"""The answering prompt's rules, which its system or its user template states (either may;
+together they must state the refusal sentence, see :func:`answer_pair`)."""
+
 VARIABLES: dict[str, frozenset[str]] = {
-    "answer_system": frozenset({"n_sources", "max_sentences", "refusal"}),
+    "answer_system": frozenset(),
     "answer_user": frozenset({"sources", "question"}),
+    "source": frozenset({"number", "title", "text"}),
+    "follow_up": frozenset({"message", "standalone"}),
     "condense": frozenset({"history", "message"}),
     "judge_system": frozenset(),
     "judge_user": frozenset({"evidence", "claim"}),
 }
 """Each template's name (file ``<name>.txt``) and the variables it must use."""
+
+OPTIONAL: dict[str, frozenset[str]] = {
+    "answer_system": ANSWER_RULES,
+    "answer_user": ANSWER_RULES,
+}
+"""Variables a template may use besides its own (it is always given them)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +44,10 @@ class Prompt:
     name: str
     text: str
     path: Path
+    used: frozenset[str] = frozenset()
 
     def format(self, **values: object) -> str:
-        expected = VARIABLES[self.name]
+        expected = VARIABLES[self.name] | OPTIONAL.get(self.name, frozenset())
         if set(values) != expected:
             raise PromptTemplateError(
                 f"prompt {self.name!r} takes {sorted(expected)}, was given {sorted(values)}"
@@ -89,7 +102,7 @@ def _load(name: str, folder: Path) -> Prompt:
         raise PromptTemplateError(f"prompt file {path} cannot be read: {exc}") from None
     used = _fields(name, text, path)
     expected = VARIABLES[name]
-    missing, unknown = expected - used, used - expected
+    missing, unknown = expected - used, used - expected - OPTIONAL.get(name, frozenset())
     if missing or unknown:
         parts = []
         if missing:
@@ -99,7 +112,7 @@ def _load(name: str, folder: Path) -> Prompt:
         raise PromptTemplateError(
             f"prompt {path}: {'; '.join(parts)} (expected {sorted(expected)})"
         )
-    return Prompt(name, text.strip() + "\n", path)
+    return Prompt(name, text.strip() + "\n", path, frozenset(used))
 
 
 def load(name: str, folder: Path | str | None = None) -> Prompt:
@@ -107,6 +120,20 @@ def load(name: str, folder: Path | str | None = None) -> Prompt:
     return _load(name, Path(folder) if folder is not None else default_dir())
 
 
+def answer_pair(folder: Path | str | None = None) -> tuple[Prompt, Prompt]:
+    """The answering prompt's system and user templates, checked together: between them
+    they must state the refusal sentence (``{refusal}``), or a model could not know it."""
+    system, user = load("answer_system", folder), load("answer_user", folder)
+    if "refusal" not in system.used | user.used:
+        raise PromptTemplateError(
+            f"prompts {system.path} and {user.path}: neither uses {{refusal}}, the sentence "
+            "a model must reply when the sources do not answer"
+        )
+    return system, user
+
+
 def load_all(folder: Path | str | None = None) -> dict[str, Prompt]:
     """Every template, checked (so a broken folder fails at start-up)."""
-    return {name: load(name, folder) for name in VARIABLES}
+    loaded = {name: load(name, folder) for name in VARIABLES}
+    answer_pair(folder)
+    return loaded
