@@ -142,7 +142,11 @@ class OpenAIServer:
                 try:
                     for n, piece in enumerate(pieces):
                         if reply.drop_after is not None and n >= reply.drop_after:
-                            # reset the connection (not a clean close): the stream breaks off
+                            # reset the connection (not a clean close): the stream breaks off.
+                            # First give the client time to read what was sent: a reset that
+                            # arrives before it reads would discard that text on its side
+                            if server.stopping.wait(1.0):
+                                return
                             linger = struct.pack("ii", 1, 0)
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
                             self.connection.close()
