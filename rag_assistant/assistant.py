@@ -203,17 +203,13 @@ class Assistant:
     def rebuild(
         self, *, progress: Progress = no_progress, allow_shrink: bool = False
     ) -> IngestReport:
-        """Re-chunk and re-embed every paper with the current settings, into a new index
-        that replaces the old one only once it is complete and verified (from the source
-        files the manifest lists when the catalog is lost or damaged; with fewer papers
-        than the index holds only with ``allow_shrink``)."""
+        """Re-chunk and re-embed everything with the current settings into a new index that
+        replaces the old one once complete and verified (see ``store/rebuild.py``)."""
         return self.index.rebuild(progress, allow_shrink=allow_shrink)
 
     def resume_interrupted(self, *, progress: Progress = no_progress) -> Recovery:
-        """Complete what an interrupted ingest left undone (chunks without vectors, a stale
-        BM25 index, no manifest) or the switch of an interrupted rebuild. Cheap when
-        nothing was interrupted; the CLI calls it before answering and the UI before it
-        serves. See :class:`~rag_assistant.types.Recovery` for what it returns."""
+        """Complete what an interrupted ingest or rebuild left undone; cheap when nothing
+        was (the CLI and the UI call it at start). Returns a ``types.Recovery``."""
         return self.index.resume(progress)
 
     def _ensure_index(self) -> str | None:
@@ -261,12 +257,11 @@ class Assistant:
         configured default when None; anything else raises :class:`InvalidParameterError`."""
         if k is None:
             return self.settings.retrieval.k
-        maximum = MAX_K
         if isinstance(k, float) and k.is_integer():
             k = int(k)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise InvalidParameterError(
-                f"the number of papers must be a whole number from 1 to {maximum}, not {k!r}"
+                f"the number of papers must be a whole number from 1 to {MAX_K}, not {k!r}"
             )
         return k
 

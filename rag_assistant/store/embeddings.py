@@ -186,11 +186,13 @@ class LSAEmbedder:
                 )
         except FileNotFoundError as exc:
             raise IndexCorruptError(
-                f"the dense model file {path} is missing; run `rag-assistant index rebuild`"
+                f"the dense model file {path} is missing; run `rag-assistant index check --repair` "
+                "(fits it again and embeds every chunk)"
             ) from exc
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
             raise IndexCorruptError(
-                f"the dense model file {path} is damaged ({exc}); run `rag-assistant index rebuild`"
+                f"the dense model file {path} is damaged ({exc}); run `rag-assistant index check "
+                "--repair` (fits it again and embeds every chunk)"
             ) from exc
         return model
 

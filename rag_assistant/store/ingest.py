@@ -232,7 +232,8 @@ def _prepare(
         old = known.get(paper.paper_id)
         if paper.paper_id in kept:
             out.unchanged += 1
-            out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
+            if not kept[paper.paper_id]:  # the same text: this source holds it too
+                out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
         elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
             out.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
