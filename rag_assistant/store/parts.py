@@ -54,7 +54,7 @@ class Store:
         if self._catalog is None:
             ensure_home(self.home)
             path = self.home / CATALOG
-            manifest = self._manifest_quietly()
+            manifest = self.read_manifest_or_none()
             if manifest is not None and path.is_file() and path.stat().st_size == 0:
                 raise self._emptied(manifest, "is empty (0 bytes)")
             catalog = Catalog(path)
@@ -91,11 +91,11 @@ class Store:
 
     def rebuild_advice(self) -> str:
         """What to run when the catalog is lost."""
-        manifest = self._manifest_quietly()
+        manifest = self.read_manifest_or_none()
         listed = f"the {len(manifest.sources)} source file(s)" if manifest else "the source files"
         return f"run `rag-assistant index rebuild` (rebuilds it from {listed} the manifest lists)"
 
-    def _manifest_quietly(self):
+    def read_manifest_or_none(self):
         """The manifest, or None when it is missing or damaged."""
         try:
             return self.read_manifest()

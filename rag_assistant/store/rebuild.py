@@ -106,7 +106,7 @@ def rebuild(
                 return report
         report.warnings += discard_leftovers(store)
         origin = _origin(store, allow_shrink=allow_shrink)
-        store.vectors  # noqa: B018 - a Chroma store that cannot be opened stops it here
+        store.vectors.collection_names()  # a Chroma store that cannot be opened stops it here
         state = RebuildState(
             id=uuid.uuid4().hex[:8],
             phase="building",
@@ -147,7 +147,7 @@ def rebuild(
 
 def _origin(store: Store, *, allow_shrink: bool) -> _Origin:
     problem = store.catalog_problem()
-    manifest = store._manifest_quietly()
+    manifest = store.read_manifest_or_none()
     manifest_id = manifest.index_id if manifest else None
     if problem is None:
         catalog = store.catalog

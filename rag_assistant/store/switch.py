@@ -140,7 +140,7 @@ def discard_leftovers(store: Store) -> list[str]:
 def _drop_staged_collections(store: Store, state: RebuildState | None) -> None:
     """Drop the Chroma collections of an unfinished rebuild (all staged ones when its state
     cannot be read), never the one the index uses."""
-    manifest = store._manifest_quietly()
+    manifest = store.read_manifest_or_none()
     index_id = manifest.index_id if manifest else None
     if store.has_catalog() and store.catalog_problem() is None:
         identity = store.catalog.identity()
