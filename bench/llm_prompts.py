@@ -3,7 +3,9 @@
 Each layout is a prompts folder (``prompts`` is the shipped one; ``bench/prompt_layouts/<name>``
 others). The same questions of a Q&A file (a follow-up with its earlier turn) are asked
 through an OpenAI-compatible server (``OPENAI_BASE_URL``) with every layout, the layouts
-taking turns question by question so that machine load falls on them alike. Per layout it
+taking turns question by question so that machine load falls on them alike (list layouts
+that share their sources block apart from each other: llama.cpp reuses the prompt prefix of
+the request before, which would make the second one faster). Per layout it
 prints, over the answers the model wrote (not refused before the model was called):
 
 - cited: the model's sentences (claims) that carry an ``[n]`` citation, and their share;
@@ -15,7 +17,8 @@ prints, over the answers the model wrote (not refused before the model was calle
     OPENAI_BASE_URL=http://127.0.0.1:8791/v1 .venv/bin/python bench/llm_prompts.py \
         --home DIR --layouts before prompts --n 20
 
-Writes bench/results/llm_prompts.json (every answer, for reading what the model wrote).
+Writes bench/results/llm_prompts.json (every answer, for reading what the model wrote), and
+each answer as it comes to llm_prompts.jsonl beside it: an interrupted run resumes from it.
 """
 
 from __future__ import annotations
@@ -106,17 +109,29 @@ def main() -> None:
         parser.error("set OPENAI_BASE_URL to the server to measure")
 
     items = load_qa(args.qa)[: args.n]
+    log = Path(args.out).with_suffix(".jsonl")  # one line per answer, so a run can resume
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = [json.loads(line) for line in log.open()] if log.exists() else []
     assistants = {
         name: Assistant(build_settings(home=args.home, prompts_dir=str(layout_dir(name))))
         for name in args.layouts
     }
     rows: dict[str, list[dict]] = {name: [] for name in args.layouts}
+    for r in done:
+        if r["layout"] in rows:
+            rows[r["layout"]].append(r)
     turns: dict[str, dict[str, list[Turn]]] = {name: {} for name in args.layouts}
-    loads = []
+    loads = [r["load"] for r in done]
     started = time.time()
     for i, item in enumerate(items):
         order = args.layouts if i % 2 == 0 else list(reversed(args.layouts))
         for name in order:
+            if any(r["id"] == item.id for r in rows[name]):
+                continue  # answered by an earlier, interrupted run
+            if item.follows and item.follows not in turns[name]:  # resumed: ask it again
+                parent = next(p for p in items if p.id == item.follows)
+                first = assistants[name].ask(parent.question)
+                turns[name][parent.id] = [Turn(parent.question, parent.question, first)]
             history = turns[name].get(item.follows, []) if item.follows else []
             loads.append(os.getloadavg()[0])
             t0 = time.perf_counter()
@@ -126,8 +141,10 @@ def main() -> None:
                 *history,
                 Turn(item.question, answer.standalone_question or item.question, answer),
             ]
-            rows[name].append(row(item, answer, seconds))
+            rows[name].append({"layout": name, "load": loads[-1], **row(item, answer, seconds)})
             r = rows[name][-1]
+            with log.open("a") as fh:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
             print(
                 f"{item.id} {name:>8}: {r['seconds']:6.1f} s, claims {r['claims']}, cited "
                 f"{r['cited']}, supported {r['supported']}, fallback {r['fallback']}",

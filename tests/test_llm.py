@@ -803,3 +803,32 @@ def test_cli_says_the_answer_came_from_a_model_and_shows_a_fallback(home, server
     document = json.loads(run_cli("ask", QUESTION, "--json", env=env).stdout)
     assert document["fallback"]["reason"] == "unsupported"
     assert "pirates" in document["fallback"]["model_text"] and "pirates" not in document["text"]
+
+
+class MadeUpModel:
+    """A scripted chat model whose answer its sources do not support."""
+
+    model = "made-up-1"
+    reply = (
+        "HyperAttention was invented by pirates in 1642 [1]. It runs on steam engines [1]. "
+        "<b>It brews coffee</b> [1]."
+    )
+
+    def stream(self, messages, **_):
+        for i in range(0, len(self.reply), 9):
+            yield self.reply[i : i + 9]
+        yield UsageReport(100, 20)
+
+
+def test_the_ui_shows_the_model_answer_behind_a_details_element(home):
+    from rag_assistant.ui import ChatUI
+
+    ui = ChatUI(Assistant(Settings(home=home), llm=MadeUpModel()))
+    outputs = list(ui.respond(QUESTION, [], [], 5, "openai"))
+    message = outputs[-1][0][-1]["content"]
+    head, details = message.split('<details class="model-answer">')
+    assert re.search(r"Only 0 of the \d claims of the model", head) and "pirates" not in head
+    assert details.startswith("<summary>Show the model's answer</summary>")
+    assert "invented by pirates in 1642 [1]" in details
+    assert "&lt;b&gt;It brews coffee&lt;/b&gt;" in details and "<b>" not in details
+    assert details.endswith("</details>")

@@ -19,7 +19,8 @@ class Request:
     """One question to answer: ``question`` as the user typed it, ``standalone`` the question
     that was searched for (a follow-up condensed with the conversation), the earlier
     ``history`` (turns, chat messages or questions), notices to carry into the answer (a
-    bootstrap ingest), and whether the model's text should stream."""
+    bootstrap ingest), and whether the caller reads the answer as it comes (a model's reply
+    streams from its endpoint either way, unless ``openai.stream`` is off)."""
 
     question: str
     standalone: str

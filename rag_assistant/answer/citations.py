@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..text.markers import Marker, held_back, marker_numbers, replace_markers, strip_markers
+from ..text.markers import (
+    MARKER,
+    Marker,
+    held_back,
+    marker_numbers,
+    replace_markers,
+    strip_markers,
+)
 from ..text.sentences import split_sentences
 from ..text.terms import terms
 from ..types import REFUSAL, Citation, Claim, Source
@@ -60,6 +67,19 @@ class CitationMap:
         follows ``text``, so a marker open at its end is removed too."""
         return replace_markers(text, self._replace, at_end=at_end)
 
+    def verify(self, text: str) -> str:
+        """``text`` (already resolved) with any marker that is not a citation of this map
+        removed, with a warning: one formed by removing another ("[[7]1]" → "[1]")."""
+        cited = set(self.order.values())
+
+        def keep(marker: Marker) -> str:
+            if MARKER.fullmatch(marker.raw) and set(marker.numbers) <= cited:
+                return marker.raw
+            self._warnings.append(f"removed citation {marker.shown!r}: it names no citation")
+            return ""
+
+        return replace_markers(text, keep)
+
     def citations(self) -> list[Citation]:
         out = []
         for source_number, number in sorted(self.order.items(), key=lambda kv: kv[1]):
@@ -93,7 +113,7 @@ TITLE_LINE = re.compile(rf"(?:(?<=\n){_LINE_LEAD})?(?<!\w){_LABEL}[^\n]*", re.IG
 """A title the model wrote: "Title: ..." to the end of its line, with the markers and bullet
 that lead its line ("[1] Title: Speculative Prefill ...")."""
 
-_PARTIAL_LABEL = rf"\**(?:{_prefixes('paper title')}|{_prefixes('title')})\**[ \t]*"
+_PARTIAL_LABEL = rf"\**(?:(?:{_prefixes('paper title')}|{_prefixes('title')})\**[ \t]*)?"
 _TITLE_HELD = re.compile(
     rf"(?:\n[ \t]*(?:[-*•][ \t]*)?(?:\[[^\]\n]{{0,40}}\]?[ \t]*)*(?:{_PARTIAL_LABEL})?"
     rf"|(?<!\w)(?=[*pt]){_PARTIAL_LABEL})$",
@@ -166,7 +186,7 @@ def resolve(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation], 
     (titles from the index), and one warning per removed marker.
     """
     cmap = CitationMap(sources)
-    cleaned = tidy(cmap.sub(strip_titles(text)))
+    cleaned = tidy(cmap.verify(cmap.sub(strip_titles(text))))
     return cleaned, cmap.citations(), cmap.warnings()
 
 

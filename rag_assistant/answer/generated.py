@@ -356,7 +356,7 @@ class GeneratedAnswerer:
                 )
             )
             return
-        text = tidy("".join(resolved))
+        text = tidy(cmap.verify("".join(resolved)))
         citations = cmap.citations()
         checked = claims(text, citations, context.sources, self.judge)
         echoed = echoes(
