@@ -107,13 +107,11 @@ class AnswerSettings(BaseModel):
         "eval/dev.jsonl).",
     )
     signals: list[Literal["whole-words", "unknown-names", "in-passing", "quantity"]] = Field(
-        default_factory=lambda: ["whole-words", "unknown-names", "quantity"],
-        description="The answerability checks in force (answer/policy.py). 'quantity' (a "
-        "number asked that no sentence states, or only as a change) is on: on eval/dev.jsonl it "
-        "refused 7 more unanswerable questions for 2 more answerable ones, on eval/qa.jsonl 2 "
-        "for 3 (answer accuracy up on dev, equal on qa). 'in-passing' (a question about a name "
-        "the papers only mention) is off: on qa it refused 5 answerable questions and caught "
-        "no unanswerable one.",
+        default_factory=lambda: ["whole-words", "unknown-names", "quantity", "in-passing"],
+        description="The answerability checks in force (answer/policy.py), each measured on "
+        "eval/dev.jsonl and confirmed on eval/qa.jsonl (README, Evaluation): 'quantity' (a "
+        "number asked that no sentence states, or only as a change) and 'in-passing' (how a "
+        "name works, or what it is, asked when the papers only mention it).",
     )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."

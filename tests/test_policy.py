@@ -10,7 +10,13 @@ import json
 import pytest
 
 from rag_assistant import Assistant
-from rag_assistant.answer.policy import AnswerabilityPolicy, Text, _quantity, compatible
+from rag_assistant.answer.policy import (
+    AnswerabilityPolicy,
+    Text,
+    _quantity,
+    asked_about,
+    compatible,
+)
 from rag_assistant.types import REFUSAL, Source
 
 ABSTRACTS = {
@@ -95,6 +101,24 @@ def test_a_method_only_named_as_a_baseline():
         .decide("How does Lantern Attention select blocks?", sources())
         .answerable
     )
+
+
+def test_a_name_in_passing_counts_only_when_the_question_asks_about_it():
+    """A baseline named beside what is asked (a dataset, a unit) does not make the question
+    one about the baseline: only "how does X ...", "what is X", "explain X" ask about X."""
+    assert asked_about("How does the Heron Pooling baseline work?") >= {"heron", "pool"}
+    assert asked_about("How many blocks does Lantern Attention keep?") == set()
+    aside = "Which attention keeps accuracy at 64k tokens against Heron Pooling?"
+    assert policy("in-passing").decide(aside, sources()).answerable
+    assert not policy("in-passing").decide("What is Heron Pooling?", sources()).answerable
+
+
+def test_an_unknown_word_capitalized_inside_the_question_is_an_unknown_name():
+    asked = "What is the routing latency of Quebec?"  # "routing", "latency" are there
+    decision = policy("unknown-names").decide(asked, sources())
+    assert decision.verdict == "off topic" and decision.unknown_names == ["Quebec"]
+    assert 'no indexed abstract mentions "Quebec"' in decision.reason
+    assert policy().decide(asked, sources()).answerable  # coverage alone would answer it
 
 
 def test_a_sub_word_accident_is_not_evidence():

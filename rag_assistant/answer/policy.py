@@ -170,12 +170,14 @@ class AnswerabilityPolicy:
         return any(compatible(q, w) for q in written for w in text.surface.get(term, ()))
 
     def unknown_names(self, question: str) -> list[str]:
-        """The names in ``question`` that no indexed text uses, nor anything spelled almost
-        like them: a question about something the corpus never mentions."""
+        """The names in ``question`` (and the words it capitalizes inside a sentence) that no
+        indexed text uses, nor anything spelled almost like them: a question about something
+        the corpus never mentions."""
         if self.spelled is None or "unknown-names" not in self.signals:
             return []
         unknown = []
-        for name in names(question):
+        # names, and words capitalized inside the sentence ("the population of Tokyo")
+        for name in dict.fromkeys([*names(question), *_CAPITALIZED.findall(question)]):
             words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
             if any(self.spelled(t) is None for t in words):
                 unknown.append(name)
@@ -240,10 +242,12 @@ class AnswerabilityPolicy:
     def _named_in_passing(
         self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
     ) -> str | None:
-        """Every name the question is about is one the relevant papers holding it mention
-        only in passing."""
+        """Every name the question asks about ("how does X work?", "what is X?") is one the
+        relevant papers holding it mention only in passing."""
         passing: list[tuple[str, list[int]]] = []
         for term in self._subject(question, analysis):
+            if term not in asked_about(question):
+                continue  # a dataset or a unit the question also names, not what it asks
             holders = [i for i in relevant if term in _terms_of(sources[i])]
             if not holders or any(_central(term, sources[i]) for i in holders):
                 return None  # a name the papers are about: the question is about them
@@ -357,6 +361,23 @@ _CONTRIBUTION = re.compile(
     r"build|buil|releas|construct|creat|call|name|dub|term)|\b(called|named|dubbed|termed)\b",
     re.IGNORECASE,
 )
+
+
+_ASKS_ABOUT = re.compile(
+    r"\b(?:how\s+(?:does|do|did|is|are|was|were|can|could|would|will)|"
+    r"what\s+(?:is|are|was|were|does|do|did)|explain|describe|tell\s+me\s+about)\s+"
+    r"(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
+    re.IGNORECASE,
+)
+
+
+def asked_about(question: str) -> set[str]:
+    """The terms of what a question asks the workings or the nature of: the few words after
+    "how does", "what is", "explain" ("how does the H3 architecture work" → h3, architectur);
+    empty for other questions (a number, a list of papers)."""
+    return {
+        t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))
+    }
 
 
 def _terms_of(source: Source) -> set[str]:
