@@ -24,6 +24,13 @@ from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_pr
 _WORD = re.compile(r"\w+")
 
 
+def _title_name(title: str) -> str:
+    """The name a title leads with: its words before a colon, when they are few ("SLUE
+    Phase-2" of "SLUE Phase-2: A Benchmark Suite ..."); else nothing."""
+    head, colon, _ = title.partition(":")
+    return head if colon and len(head.split()) <= 4 else ""
+
+
 class Index(Store):
     """The index in ``settings.home``. Cheap to construct; parts open on first use. Safe to
     share between threads: the cached parts are swapped under a lock."""
@@ -130,20 +137,34 @@ class Index(Store):
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""
         return self.lexical().idf(term)
 
-    def papers_named(self, names: Sequence[str], *, most: int = 5) -> list[str]:
-        """The papers whose title holds one of ``names`` as a whole word (case and width
-        folded), at most ``most`` for each name (a name in more titles names no one paper);
-        found through the catalog's full-text title index."""
-        found: list[str] = []
+    def papers_named(self, names: Sequence[str], *, most: int = 5) -> dict[str, int]:
+        """The papers a question names. A title that leads with names of the question and
+        nothing else ("WISE: ...", "SLUE Phase-2: ...") names its paper; else the papers whose
+        title holds the name as a whole word (case and width folded), at most ``most`` for
+        each name (a name in more titles names no one paper). Returns {paper id: how many
+        words of its title's leading name the question names (0: the title only holds it)}.
+        Found through the catalog's full-text title index."""
+        asked = {word for name in names for word in fold(name).split()}
+        found: dict[str, int] = {}
         for name in names:
             parts = _WORD.findall(fold(name))
             if not parts:
+                continue
+            led = {
+                pid: len(head.split())
+                for pid, title in self.catalog.titles_with_words(
+                    parts, most + 1, at_start=True
+                ).items()
+                if (head := _title_name(fold(title))) and set(head.split()) <= asked
+            }
+            if 0 < len(led) <= most:
+                found.update((pid, max(n, found.get(pid, 0))) for pid, n in led.items())
                 continue
             titles = self.catalog.titles_with_words(parts, 4 * most + 1)
             pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
             hits = sorted(pid for pid, title in titles.items() if pattern.search(fold(title)))
             if len(titles) <= 4 * most and len(hits) <= most:
-                found += [pid for pid in hits if pid not in found]
+                found.update((pid, found.get(pid, 0)) for pid in hits)
         return found
 
     def dense_confidence(self, terms: Sequence[str]) -> float:

@@ -96,3 +96,42 @@ def test_source_scores_lie_in_zero_to_one(assistant):
         scores = [s.score for s in assistant.retrieve(question, k=10)]
         assert all(0.0 <= x <= 1.0 for x in scores), scores
         assert scores == sorted(scores, reverse=True)
+
+
+@pytest.fixture(scope="module")
+def titled(tmp_path_factory):
+    """Papers whose titles lead with a name, beside papers whose titles or abstracts only use
+    the name's words ("Layer-wise", "tuning"), many more of those than of the named ones."""
+    root = tmp_path_factory.mktemp("titled")
+    rng = random.Random(5)
+    noise = [
+        {
+            "title": f"Layer-wise tuning study {i}: {' '.join(rng.sample(WORDS, 3))}",
+            "abstract": "We study tuning and layer-wise tuning of "
+            + " ".join(rng.choice(WORDS) for _ in range(50))
+            + ". Tuning tuning tuning.",
+        }
+        for i in range(60)
+    ]
+    named = [
+        {"title": "WISE: Rethinking Memory for Editing", "abstract": "We edit model memory."},
+        {"title": "R-Tuning: Teaching Models to Refuse", "abstract": "Models learn to refuse."},
+        {"title": "SLUE: Spoken Language Tasks", "abstract": "A speech benchmark."},
+        {"title": "SLUE Phase-2: More Spoken Tasks", "abstract": "A second speech benchmark."},
+    ]
+    assistant = Assistant(home=root / "home", auto_ingest_bundled=False)
+    assistant.ingest([write(root / "papers.jsonl", noise + named)])
+    return assistant
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("What is WISE?", "WISE: Rethinking Memory for Editing"),  # not "Layer-wise ..."
+        ("How does R-Tuning work?", "R-Tuning: Teaching Models to Refuse"),  # "tuning" is noise
+        ("What is SLUE Phase-2?", "SLUE Phase-2: More Spoken Tasks"),  # the longer name
+        ("What is SLUE?", "SLUE: Spoken Language Tasks"),
+    ],
+)
+def test_a_title_that_leads_with_the_asked_name_ranks_first(titled, question, title):
+    assert titled.retrieve(question, k=3)[0].title == title

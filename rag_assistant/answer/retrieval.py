@@ -105,16 +105,19 @@ class Retriever:
             k=s.rrf_k,
             weights=[weights.lexical, weights.dense, weights.preferred],
         )
-        named = self.index.papers_named(names(question)) if weights.name else []
+        named = self.index.papers_named(names(question)) if weights.name else {}
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
             if paper_id not in found:
                 fused.update((c, 0.0) for c in self.index.catalog.chunk_ids_of([paper_id])[:1])
-        # a paper-level credit, lent to every chunk of the paper
+        # a paper-level credit, lent to every chunk of the paper; a paper whose title leads
+        # with the name ("R-Tuning: ...") is the one named: a first rank's worth for each
         credit = weights.name / (s.rrf_k + 1)
+        led = (weights.lexical + weights.dense) / (s.rrf_k + 1)
         for chunk_id in fused:
-            if paper_id_of(chunk_id) in named:
-                fused[chunk_id] += credit
+            paper_id = paper_id_of(chunk_id)
+            if paper_id in named:
+                fused[chunk_id] += credit + led * named[paper_id]
         best_possible = weights.best_possible(named=bool(named)) / (s.rrf_k + 1)
 
         lexical_rank = {cid: r for r, cid in enumerate(lexical_ids, start=1)}

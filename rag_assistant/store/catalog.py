@@ -301,10 +301,12 @@ class Catalog(_Writes):
             out.update(self._conn().execute(query.format(",".join("?" * len(batch))), batch))
         return out
 
-    def titles_with_words(self, words: Sequence[str], limit: int) -> dict[str, str]:
+    def titles_with_words(
+        self, words: Sequence[str], limit: int, *, at_start: bool = False
+    ) -> dict[str, str]:
         """{paper_id: title} of up to ``limit`` papers whose title holds ``words`` in that
-        order (a phrase of the full-text title index)."""
-        phrase = '"' + " ".join(w.replace('"', "") for w in words) + '"'
+        order (a phrase of the full-text title index); ``at_start``: as its first words."""
+        phrase = ("^" if at_start else "") + '"' + " ".join(w.replace('"', "") for w in words) + '"'
         rows = self._conn().execute(
             "SELECT p.paper_id, p.title FROM title_search JOIN papers p ON p.rowid = "
             "title_search.rowid WHERE title_search MATCH ? LIMIT ?",
