@@ -178,11 +178,17 @@ def test_a_question_the_abstracts_do_not_answer_is_refused(home, llama):
 def test_claims_judged_by_the_model(home, llama):
     settings = settings_for(home, llama, support="llm")
     assistant = Assistant(settings)
-    answer = assistant.ask(QUESTION)
-    check_answer(answer.to_dict())
     judge = assistant.judge
     assert isinstance(judge, LLMJudge)
-    claims = answer.claims + (answer.fallback.model_claims if answer.fallback else [])
+    # the model may refuse a question (the refusal sentence: no claims to judge); the next
+    # one it answers is judged
+    for question in (QUESTION, "What is HyperAttention?", "Which papers compress the KV cache?"):
+        answer = assistant.ask(question)
+        check_answer(answer.to_dict())
+        claims = answer.claims + (answer.fallback.model_claims if answer.fallback else [])
+        if claims:
+            break
+        assert answer.refused
     assert claims and judge.calls + judge.cache_hits >= sum(bool(c.citations) for c in claims)
     for claim in claims:  # a verdict, or a counted failure: never an exception or a guess
         assert claim.failed or claim.reason is not None

@@ -224,3 +224,22 @@ def test_the_model_path_refuses_through_the_same_policy_before_calling_the_model
         'without calling the model: no indexed abstract mentions "RAPTOR"' in n
         for n in answer.notices
     )
+
+
+def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_path):
+    """Issue 12: background sentences ("Packet routing in mesh networks ...") were quoted
+    before the sentence that states the result. What an abstract says before it says what the
+    paper does is background: it counts less, and never leads the paper's quotes."""
+    abstract = (
+        "Packet routing in mesh networks suffers from high latency under heavy load. "
+        "Existing mesh routing protocols flood the network to find a route. "
+        "We propose Wombat Routing, which routes packets along scent gradients. "
+        "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load."
+    )
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"title": "Wombat Routing", "abstract": abstract}) + "\n")
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    answer = assistant.ask("How much does Wombat Routing cut latency in mesh networks?")
+    assert not answer.refused
+    assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")

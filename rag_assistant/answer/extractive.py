@@ -27,7 +27,7 @@ from ..types import (
 from .answerer import Request, pieces
 from .citations import claims, resolve
 from .judges import SupportJudge
-from .policy import Analysis, AnswerabilityPolicy, Decision, Text, numbers_in
+from .policy import CONTRIBUTION, Analysis, AnswerabilityPolicy, Decision, Text, numbers_in
 
 # Sentences that state what a paper does or found read better as answers than background.
 _CUES = re.compile(
@@ -52,6 +52,7 @@ class Picked:
     position: int  # sentence position in the abstract
     text: str
     score: float
+    background: bool = False  # before the paper says what it does ("Existing methods ...")
 
 
 @dataclass
@@ -169,7 +170,9 @@ class ExtractiveAnswerer:
             source = sources[i]
             title_terms = set(terms(source.title))
             rank_prior = 1.0 / (1.0 + 0.3 * i)
-            for pos, sentence in enumerate(sentences(source.abstract)):
+            said = sentences(source.abstract)
+            own = next((p for p, s in enumerate(said) if CONTRIBUTION.search(s)), 0)
+            for pos, sentence in enumerate(said):
                 text = Text.of(sentence)
                 s_terms = text.terms
                 if len(s_terms) < 3:
@@ -190,7 +193,9 @@ class ExtractiveAnswerer:
                 # a question asking for a number is answered by a sentence stating one
                 number = 0.15 if analysis.quantity and numbers_in(sentence) else 0.0
                 cue = 0.1 if _CUES.search(sentence) else 0.0
-                background = -0.08 if _BACKGROUND.match(sentence) else 0.0
+                # background: what comes before the paper says what it does, or opens as
+                # background does ("However", "Existing ...")
+                background = -0.25 if pos < own or _BACKGROUND.match(sentence) else 0.0
                 length = -0.1 if len(sentence) > 450 else 0.0
                 score = (
                     lexical
@@ -202,7 +207,7 @@ class ExtractiveAnswerer:
                     + length
                     + repeat
                 )
-                candidates.append(Picked(i, pos, sentence, score))
+                candidates.append(Picked(i, pos, sentence, score, background < 0))
 
         chosen: list[Picked] = []
         # One sentence from each relevant paper first, then the best of the rest.
@@ -227,7 +232,10 @@ class ExtractiveAnswerer:
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
-        order = sorted(chosen, key=lambda c: (relevant.index(c.paper_index), c.position))
+        # a paper's own statements first: background never leads its paragraph
+        order = sorted(
+            chosen, key=lambda c: (relevant.index(c.paper_index), c.background, c.position)
+        )
         paragraphs: list[str] = []
         current = -1
         for c in order:

@@ -356,7 +356,7 @@ def compatible(a: str, b: str) -> bool:
 _CAPITALIZED = re.compile(r"(?<=[a-z,;:]\s)[A-Z][a-z]+[A-Za-z]*")
 """A capitalized word inside a sentence (after a lower-case word): written as a name."""
 
-_CONTRIBUTION = re.compile(
+CONTRIBUTION = re.compile(
     r"\b(we|this paper|this work|our)\b.{0,40}\b(propos|present|introduc|develop|design|"
     r"build|buil|releas|construct|creat|call|name|dub|term)|\b(called|named|dubbed|termed)\b",
     re.IGNORECASE,
@@ -399,7 +399,7 @@ def _central(term: str, source: Source) -> bool:
         if not at:
             continue
         count += len(at)
-        if _CONTRIBUTION.search(sentence) or re.match(r"^\W*\w+\W*(is|are)\b", sentence):
+        if CONTRIBUTION.search(sentence) or re.match(r"^\W*\w+\W*(is|are)\b", sentence):
             return True
         if any(_OWN & set(words[max(0, i - 4) : i]) for i in at):
             return True
