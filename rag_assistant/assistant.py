@@ -164,6 +164,7 @@ class Assistant:
             policy,
             self.judge,
             max_sentences=self.settings.answer.max_sentences,
+            list_sentences=self.settings.answer.list_sentences,
             reason=self.offline_reason(),
         )
 

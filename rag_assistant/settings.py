@@ -99,6 +99,14 @@ class AnswerSettings(BaseModel):
         "else the offline extractive answerer.",
     )
     max_sentences: int = Field(5, ge=1, le=20, description="Sentences in an extractive answer.")
+    list_sentences: int = Field(
+        8,
+        ge=1,
+        le=20,
+        description="Sentences in an extractive answer to a question asking for papers ('Which "
+        "papers ...?') that several retrieved papers answer (measured on eval/dev.jsonl: 5, 7, "
+        "8, 10; README, Evaluation).",
+    )
     min_evidence: float = Field(
         0.40,
         ge=0.0,

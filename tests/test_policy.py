@@ -243,3 +243,32 @@ def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_pa
     answer = assistant.ask("How much does Wombat Routing cut latency in mesh networks?")
     assert not answer.refused
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
+
+
+def test_a_question_asking_for_papers_has_room_for_each_of_them(tmp_path):
+    """A list question ("Which papers ...?") answered by several papers gets up to
+    ``list_sentences`` quotes (8), others ``max_sentences`` (5): with one sentence a paper,
+    what each paper changes was left out."""
+    from rag_assistant.answer.extractive import asks_for_papers
+
+    assert asks_for_papers("Which papers compress the KV cache, and how?")
+    assert asks_for_papers("Is there work on routing packets by scent?")
+    assert not asks_for_papers("How does Wombat Routing route packets by scent?")
+    records = [
+        {
+            "title": f"{name} Routing",
+            "abstract": f"We propose {name} Routing, which routes packets by scent. "
+            f"{name} Routing follows scent gradients through mesh routers. "
+            f"{name} Routing cuts scent routing latency by {10 + i}% on mesh networks.",
+        }
+        for i, name in enumerate(["Wombat", "Numbat", "Quokka", "Bilby"])
+    ]
+    path = tmp_path / "four.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    listed = assistant.ask("Which papers route packets by scent gradients on mesh networks?")
+    asked = assistant.ask("How do scent routing methods route packets on mesh networks?")
+    assert not listed.refused and not asked.refused
+    assert 5 < len(listed.claims) <= 8
+    assert len(asked.claims) <= 5

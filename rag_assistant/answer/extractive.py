@@ -77,12 +77,14 @@ class ExtractiveAnswerer:
         judge: SupportJudge,
         *,
         max_sentences: int = 5,
+        list_sentences: int = 8,
         per_paper: int = 3,
         reason: str | None = None,
     ) -> None:
         self.policy = policy
         self.judge = judge
         self.max_sentences = max_sentences
+        self.list_sentences = list_sentences
         self.per_paper = per_paper
         self.reason = reason
 
@@ -218,8 +220,11 @@ class ExtractiveAnswerer:
             if best_of is not None:
                 chosen.append(best_of)
         top_score = max((c.score for c in candidates), default=0.0)
+        # a question asking for papers answered by several: room for each of them
+        many = asks_for_papers(focus or question) and len(relevant) > 1
+        most = max(self.max_sentences, self.list_sentences) if many else self.max_sentences
         for cand in sorted(candidates, key=lambda c: -c.score):
-            if len(chosen) >= self.max_sentences:
+            if len(chosen) >= most:
                 break
             if cand in chosen or cand.score < 0.55 * top_score:
                 continue
@@ -228,7 +233,7 @@ class ExtractiveAnswerer:
             if any(_similar(cand.text, c.text) for c in chosen):
                 continue
             chosen.append(cand)
-        chosen = chosen[: self.max_sentences]
+        chosen = chosen[:most]
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
@@ -250,6 +255,18 @@ class ExtractiveAnswerer:
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
         return self.per_paper + 1 if len(relevant) == 1 else self.per_paper
+
+
+_PAPERS = re.compile(
+    r"\b(?:which|what|any|are\s+there|is\s+there|list|name)\b[^?]{0,30}\b(?:papers?|work|works|"
+    r"studies|approaches|methods)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_papers(question: str) -> bool:
+    """The question asks for a list of papers ("Which papers ...", "Is there work on ...")."""
+    return bool(_PAPERS.search(question))
 
 
 def _key(sentence: str) -> str:
