@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synth import Generator, _bundled, _name_of  # noqa: E402
+from synth import Generator, _bundled, _name_of
 
-from rag_assistant import Assistant  # noqa: E402
+from rag_assistant import Assistant
 
 FORMS = ("{name}", "What is {name}?", "How does {name} work?")
 

@@ -161,11 +161,7 @@ class Assistant:
                 prompts_dir=self.settings.prompts_dir,
             )
         return ExtractiveAnswerer(
-            policy,
-            self.judge,
-            max_sentences=self.settings.answer.max_sentences,
-            list_sentences=self.settings.answer.list_sentences,
-            reason=self.offline_reason(),
+            policy, self.judge, answer=self.settings.answer, reason=self.offline_reason()
         )
 
     # --- ingest and index ------------------------------------------------------------------

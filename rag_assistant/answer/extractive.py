@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ..settings import AnswerSettings
 from ..text.markers import neutralise, strip_markers
 from ..text.normalize import fold_spaces
 from ..text.sentences import sentences
@@ -67,7 +68,8 @@ class Extract:
 
 class ExtractiveAnswerer:
     """Sentence selection over retrieved abstracts, under ``policy``; claims are checked by
-    ``judge``. ``reason``: why answers are offline (said in the notice), if not chosen."""
+    ``judge``; ``answer``: its sentence budgets. ``reason``: why answers are offline (said in
+    the notice), if not chosen."""
 
     mode = "offline"
 
@@ -76,15 +78,15 @@ class ExtractiveAnswerer:
         policy: AnswerabilityPolicy,
         judge: SupportJudge,
         *,
-        max_sentences: int = 5,
-        list_sentences: int = 8,
+        answer: AnswerSettings | None = None,
         per_paper: int = 3,
         reason: str | None = None,
     ) -> None:
         self.policy = policy
         self.judge = judge
-        self.max_sentences = max_sentences
-        self.list_sentences = list_sentences
+        answer = answer or AnswerSettings()
+        self.max_sentences = answer.max_sentences
+        self.list_sentences = answer.list_sentences
         self.per_paper = per_paper
         self.reason = reason
 

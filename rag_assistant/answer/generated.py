@@ -233,9 +233,7 @@ class GeneratedAnswerer:
         self.answer_settings = answer
         self.openai_settings = openai
         self.prompts_dir = prompts_dir
-        self.offline = offline or ExtractiveAnswerer(
-            policy, judge, max_sentences=answer.max_sentences
-        )
+        self.offline = offline or ExtractiveAnswerer(policy, judge, answer=answer)
 
     def _model_name(self) -> tuple[str, str | None]:
         """The model to name before it answers, and a notice when the endpoint does not

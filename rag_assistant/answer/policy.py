@@ -375,9 +375,7 @@ def asked_about(question: str) -> set[str]:
     """The terms of what a question asks the workings or the nature of: the few words after
     "how does", "what is", "explain" ("how does the H3 architecture work" → h3, architectur);
     empty for other questions (a number, a list of papers)."""
-    return {
-        t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))
-    }
+    return {t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))}
 
 
 def _terms_of(source: Source) -> set[str]:
