@@ -94,7 +94,7 @@ def test_a_method_only_named_as_a_baseline():
     asked = "How does Heron Pooling select blocks?"
     decision = policy("in-passing").decide(asked, sources())
     assert decision.verdict == "not stated"
-    assert decision.reason.startswith('"heron" appears in [2] only in passing')
+    assert decision.reason.startswith('"Heron" appears in [2] only in passing')
     # the paper's own method, named in its title, is what it is about
     assert (
         policy("in-passing")

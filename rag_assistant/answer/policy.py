@@ -256,6 +256,8 @@ class AnswerabilityPolicy:
             return None
         term, holders = passing[0]
         shown = sorted(analysis.surface.get(term) or {term})[0]
+        # as the question writes it ("France", not "france")
+        shown = next((w for w in re.findall(r"[\w-]+", question) if fold(w) == shown), shown)
         cited = "".join(f"[{i + 1}]" for i in holders[:3])
         return (
             f'"{shown}" appears in {cited} only in passing (as a comparison or an example); '
