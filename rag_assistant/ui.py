@@ -630,6 +630,13 @@ class ChatUI:
         view = self.views.get(mode or self.default_mode)
         if view is None:
             raise gr.Error(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if history is not None and not (
+            isinstance(history, list) and all(isinstance(h, str) for h in history)
+        ):
+            raise gr.Error(
+                "history must be a list of the earlier questions (strings), oldest first, "
+                f"or [] for none; got {type(history).__name__}"
+            )
         try:
             answer = view.chat(history or [], question, k=k)
         except RagAssistantError as exc:

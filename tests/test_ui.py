@@ -479,6 +479,9 @@ def test_ask_json_gives_scripts_plain_text_and_citations(app_url):
     assert "HyperAttention" in follow["standalone_question"] and len(follow["sources"]) == 3
     with pytest.raises(Exception, match="the question is empty"):
         client.predict("  ", api_name="/ask_json")
+    # k given where the history goes: said, not a crash inside the answerer
+    with pytest.raises(Exception, match="history must be a list of the earlier questions"):
+        client.predict(QUESTION, 5, api_name="/ask_json")
 
 
 def readme_client_example() -> str:
