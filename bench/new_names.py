@@ -17,6 +17,7 @@ Prints a table: per group and form, the papers asked for, hit@1, hit@5 and the r
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -50,7 +51,7 @@ def main() -> None:
         assistant.ingest_bundled()  # the dense model is fitted on these 530 papers
         records = list(Generator(seed=args.seed).records(args.n))
         path = Path(root) / "later.jsonl"
-        Generator(seed=args.seed).write(path, args.n)
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         started = time.perf_counter()
         assistant.ingest([path])
         seconds = time.perf_counter() - started

@@ -176,8 +176,7 @@ class AnswerabilityPolicy:
         if self.spelled is None or "unknown-names" not in self.signals:
             return []
         unknown = []
-        # names, and words capitalized inside the sentence ("the population of Tokyo")
-        for name in dict.fromkeys([*names(question), *_CAPITALIZED.findall(question)]):
+        for name in _written_as_names(question):
             words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
             if any(self.spelled(t) is None for t in words):
                 unknown.append(name)
@@ -235,8 +234,7 @@ class AnswerabilityPolicy:
         """What the question is about, as the corpus can tell: its distinctive terms that it
         writes as names ("Kosmos-2", "MusicLM") or capitalized inside the sentence
         ("Promptagator", "Wanda")."""
-        written = [*names(question), *_CAPITALIZED.findall(question)]
-        named = {t for word in written for t in query_terms(word)}
+        named = {t for word in _written_as_names(question) for t in query_terms(word)}
         return [t for t in self._distinctive(analysis) if t in named]
 
     def _named_in_passing(
@@ -245,8 +243,9 @@ class AnswerabilityPolicy:
         """Every name the question asks about ("how does X work?", "what is X?") is one the
         relevant papers holding it mention only in passing."""
         passing: list[tuple[str, list[int]]] = []
+        asked = asked_about(question)
         for term in self._subject(question, analysis):
-            if term not in asked_about(question):
+            if term not in asked:
                 continue  # a dataset or a unit the question also names, not what it asks
             holders = [i for i in relevant if term in _terms_of(sources[i])]
             if not holders or any(_central(term, sources[i]) for i in holders):
@@ -378,6 +377,12 @@ def asked_about(question: str) -> set[str]:
     "how does", "what is", "explain" ("how does the H3 architecture work" → h3, architectur);
     empty for other questions (a number, a list of papers)."""
     return {t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))}
+
+
+def _written_as_names(question: str) -> list[str]:
+    """The words a question writes as names: :func:`names` ("RAPTOR", "Yi-34B"), then words
+    capitalized inside the sentence ("the population of Tokyo"), each once."""
+    return list(dict.fromkeys([*names(question), *_CAPITALIZED.findall(question)]))
 
 
 def _terms_of(source: Source) -> set[str]:

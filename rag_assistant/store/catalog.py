@@ -12,6 +12,7 @@ are derived from it and brought back in line with it after any interruption:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -148,22 +149,27 @@ class _Writes:
                     conn.execute("ROLLBACK")
                 raise
 
-    def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, under the write lock, in a transaction committed on
+        leaving (rolled back on an error)."""
         with self._write_lock:
             conn = self._conn()
             with conn:
-                conn.executemany(
-                    "UPDATE chunks SET embedded = 1 WHERE chunk_id = ?", [(i,) for i in chunk_ids]
-                )
+                yield conn
+
+    def mark_embedded(self, chunk_ids: Sequence[str]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE chunks SET embedded = 1 WHERE chunk_id = ?", [(i,) for i in chunk_ids]
+            )
 
     def clear_dense_state(self) -> None:
         """Forget the dense model (missing or damaged): the next sync fits a new one and
         embeds every chunk into a new collection."""
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.execute("DELETE FROM meta WHERE key = 'dense'")
-                conn.execute("UPDATE chunks SET embedded = 0")
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM meta WHERE key = 'dense'")
+            conn.execute("UPDATE chunks SET embedded = 0")
 
     def continue_generation(self, after: int) -> None:
         """Number this (new) catalog's generations after ``after``, those of the catalog it
@@ -173,28 +179,20 @@ class _Writes:
 
     def mark_all_pending(self) -> None:
         """Every chunk needs a vector again (a new collection after a refit or rebuild)."""
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.execute("UPDATE chunks SET embedded = 0")
+        with self._transaction() as conn:
+            conn.execute("UPDATE chunks SET embedded = 0")
 
     def clear_tombstones(self, chunk_ids: Sequence[str]) -> None:
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.executemany(
-                    "DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids]
-                )
+        with self._transaction() as conn:
+            conn.executemany("DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids])
 
     def _set_meta(self, key: str, value: str) -> None:
-        with self._write_lock:
-            conn = self._conn()
-            with conn:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                    "DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
 
 class Catalog(_Writes):

@@ -111,12 +111,7 @@ def ingest(
             if first:
                 failpoint("ingest:after-chunking")
                 first = False
-            store.catalog.apply(upsert=item.upserts, add_sources=item.add_sources)
-            failpoint("ingest:after-catalog")
-            report.added += item.added
-            report.updated += item.updated
-            report.unchanged += item.unchanged
-            report.warnings += item.warnings
+            _commit(store, item, report)
             if dense is not None:
                 _wait(preparing)
                 dense.write(item.upserts, item.added)
@@ -151,12 +146,17 @@ def ingest_batch(
     catalog in one transaction."""
     prepared = _prepare(store.catalog, batch, chunker, more_sources, read=0)
     failpoint("ingest:after-chunking")
-    store.catalog.apply(upsert=prepared.upserts, add_sources=prepared.add_sources)
+    _commit(store, prepared, report)
+
+
+def _commit(store: Store, batch: Batch, report: IngestReport) -> None:
+    """Commit a prepared batch to the catalog (one transaction) and count it in ``report``."""
+    store.catalog.apply(upsert=batch.upserts, add_sources=batch.add_sources)
     failpoint("ingest:after-catalog")
-    report.added += prepared.added
-    report.updated += prepared.updated
-    report.unchanged += prepared.unchanged
-    report.warnings += prepared.warnings
+    report.added += batch.added
+    report.updated += batch.updated
+    report.unchanged += batch.unchanged
+    report.warnings += batch.warnings
 
 
 # --- the producer ----------------------------------------------------------------------------
