@@ -15,6 +15,7 @@ from rag_assistant.answer.policy import (
     Text,
     _quantity,
     asked_about,
+    asks_for_papers,
     compatible,
 )
 from rag_assistant.types import REFUSAL, Source
@@ -249,8 +250,6 @@ def test_a_question_asking_for_papers_has_room_for_each_of_them(tmp_path):
     """A list question ("Which papers ...?") answered by several papers gets up to
     ``list_sentences`` quotes (8), others ``max_sentences`` (5): with one sentence a paper,
     what each paper changes was left out."""
-    from rag_assistant.answer.extractive import asks_for_papers
-
     assert asks_for_papers("Which papers compress the KV cache, and how?")
     assert asks_for_papers("Is there work on routing packets by scent?")
     assert not asks_for_papers("How does Wombat Routing route packets by scent?")

@@ -28,7 +28,15 @@ from ..types import (
 from .answerer import Request, pieces
 from .citations import claims, resolve
 from .judges import SupportJudge
-from .policy import CONTRIBUTION, Analysis, AnswerabilityPolicy, Decision, Text, numbers_in
+from .policy import (
+    CONTRIBUTION,
+    Analysis,
+    AnswerabilityPolicy,
+    Decision,
+    Text,
+    asks_for_papers,
+    numbers_in,
+)
 
 # Sentences that state what a paper does or found read better as answers than background.
 _CUES = re.compile(
@@ -199,7 +207,8 @@ class ExtractiveAnswerer:
                 cue = 0.1 if _CUES.search(sentence) else 0.0
                 # background: what comes before the paper says what it does, or opens as
                 # background does ("However", "Existing ...")
-                background = -0.25 if pos < own or _BACKGROUND.match(sentence) else 0.0
+                is_background = pos < own or bool(_BACKGROUND.match(sentence))
+                background = -0.25 if is_background else 0.0
                 length = -0.1 if len(sentence) > 450 else 0.0
                 score = (
                     lexical
@@ -211,7 +220,7 @@ class ExtractiveAnswerer:
                     + length
                     + repeat
                 )
-                candidates.append(Picked(i, pos, sentence, score, background < 0))
+                candidates.append(Picked(i, pos, sentence, score, is_background))
 
         chosen: list[Picked] = []
         # One sentence from each relevant paper first, then the best of the rest.
@@ -257,18 +266,6 @@ class ExtractiveAnswerer:
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
         return self.per_paper + 1 if len(relevant) == 1 else self.per_paper
-
-
-_PAPERS = re.compile(
-    r"\b(?:which|what|any|are\s+there|is\s+there|list|name)\b[^?]{0,30}\b(?:papers?|work|works|"
-    r"studies|approaches|methods)\b",
-    re.IGNORECASE,
-)
-
-
-def asks_for_papers(question: str) -> bool:
-    """The question asks for a list of papers ("Which papers ...", "Is there work on ...")."""
-    return bool(_PAPERS.search(question))
 
 
 def _key(sentence: str) -> str:

@@ -379,6 +379,18 @@ def asked_about(question: str) -> set[str]:
     return {t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))}
 
 
+_PAPERS = re.compile(
+    r"\b(?:which|what|any|are\s+there|is\s+there|list|name)\b[^?]{0,30}\b(?:papers?|work|works|"
+    r"studies|approaches|methods)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_papers(question: str) -> bool:
+    """The question asks for a list of papers ("Which papers ...", "Is there work on ...")."""
+    return bool(_PAPERS.search(question))
+
+
 def _written_as_names(question: str) -> list[str]:
     """The words a question writes as names: :func:`names` ("RAPTOR", "Yi-34B"), then words
     capitalized inside the sentence ("the population of Tokyo"), each once."""
