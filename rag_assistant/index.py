@@ -8,6 +8,7 @@ methods here that write only call it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -18,10 +19,12 @@ from .settings import Settings
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
+from .store.vector_copy import VectorCopy, is_sqlite_file
 from .text.normalize import fold
 from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_progress
 
 _WORD = re.compile(r"\w+")
+log = logging.getLogger(__name__)
 
 
 def _title_name(title: str) -> str:
@@ -41,6 +44,7 @@ class Index(Store):
         self._manifest_stamp: tuple[int, int] | None = None
         self._lexical: LexicalIndex | None = None
         self._embedder = None
+        self._copy: VectorCopy | bool | None = None  # False: none to use
         self._reload_lock = threading.RLock()
 
     # --- what readers use ------------------------------------------------------------------
@@ -59,6 +63,7 @@ class Index(Store):
                 self._manifest_stamp = stamp
                 self._lexical = None
                 self._embedder = None
+                self._copy = None
                 if self._manifest is None and self.has_catalog() and self.catalog.counts()[0]:
                     raise IndexCorruptError(
                         f"the index manifest {self.manifest_path} is missing (was an ingest "
@@ -121,6 +126,9 @@ class Index(Store):
         if embedder is None:
             return []
         vector = embedder.embed_query(text, extra_terms)
+        copy = self.vector_copy()
+        if copy is not None:
+            return copy.search(vector, n)
         name = manifest.chroma.collection
         try:
             return self.vectors.query(name, vector, n)
@@ -132,6 +140,37 @@ class Index(Store):
                 "run `rag-assistant index check --repair` (brings the manifest and Chroma back "
                 "in line with the catalog)"
             ) from None
+
+    def vector_copy(self) -> VectorCopy | None:
+        """The exact copy of the vectors dense search uses (see :mod:`.store.vector_copy`),
+        or None: searching it is off (``retrieval.dense_search``), the manifest names none,
+        it is not of the manifest's collection and generation, or it is damaged (logged;
+        `index check` reports it) — then Chroma is searched. An embedded Chroma store that
+        is no longer a SQLite database is not hidden behind its copy: Chroma is opened, and
+        says it is damaged."""
+        manifest = self.manifest()
+        with self._reload_lock:
+            if self._copy is None:
+                self._copy = self._open_copy(manifest) or False
+            return self._copy or None
+
+    def _open_copy(self, manifest: Manifest | None) -> VectorCopy | None:
+        mode = self.settings.retrieval.dense_search
+        server = bool(self.settings.chroma_url)
+        if manifest is None or not manifest.vector_copy:
+            return None
+        if mode == "chroma" or (mode == "auto" and server):
+            return None
+        if not server and not is_sqlite_file(self.home / "chroma" / "chroma.sqlite3"):
+            return None
+        try:
+            copy = VectorCopy.load(self.home / manifest.vector_copy)
+        except IndexCorruptError as exc:
+            log.warning("searching Chroma: %s", exc)
+            return None
+        if copy.collection != manifest.chroma.collection or copy.generation != manifest.generation:
+            return None
+        return copy
 
     def idf(self, term: str) -> float:
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""

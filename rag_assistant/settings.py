@@ -90,6 +90,13 @@ class RetrievalSettings(BaseModel):
         "verbatim (a first rank's at this weight); 0 turns it off.",
     )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
+    dense_search: Literal["auto", "exact", "chroma"] = Field(
+        "auto",
+        description="Where the dense side is searched. 'exact': the index's exact copy of "
+        "the vectors (memory-mapped; no Chroma client opened to answer); 'chroma': Chroma's "
+        "approximate HNSW index; 'auto': exact with the embedded store, Chroma with a "
+        "Chroma server. Without a current copy, Chroma is searched.",
+    )
 
 
 class AnswerSettings(BaseModel):

@@ -119,3 +119,16 @@ def test_the_svd_runs_on_one_blas_thread_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "{1}"]
+
+
+def test_a_question_is_embedded_as_a_one_row_batch_is(assistant: Assistant):
+    """``embed_query`` computes one row with NumPy (a new process answering does not import
+    scipy); it is :meth:`embed`'s row, repeated and unknown words included."""
+    import numpy as np
+
+    from rag_assistant.text.terms import terms
+
+    model = assistant.index.embedder()
+    for text in ("KV cache KV cache compression", "zqxv unknown words only", "", "What is LoRA?"):
+        expected = model.embed([text], terms=[[*terms(text), "cache"]])[0]
+        np.testing.assert_allclose(model.embed_query(text, ["cache"]), expected, atol=1e-6)

@@ -92,3 +92,25 @@ def _tokenize(docs: list[list[str]]) -> tuple[list[list[int]], dict[str, int]]:
     vocab: dict[str, int] = {}
     ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in docs]
     return ids, vocab
+
+
+def test_a_loaded_index_scores_exactly_as_bm25s_does(tmp_path):
+    """Readers score a saved index with NumPy on its memory-mapped columns (no bm25s import
+    to answer); the scores are bm25s's own, bit for bit, duplicates and unknown terms too."""
+    import bm25s
+    import numpy as np
+
+    ids, terms = _corpus(300, seed=7)
+    LexicalIndex.build(ids, terms, 1).save(tmp_path / "g1")
+    ours = LexicalIndex.load(tmp_path / "g1")
+    theirs = bm25s.BM25.load(str(tmp_path / "g1"), mmap=True)
+    rng = random.Random(8)
+    for _ in range(100):
+        query = [rng.choice([f"w{i}" for i in range(70)]) for _ in range(rng.randint(1, 6))]
+        mine = ours._retriever.get_scores(ours._retriever.get_tokens_ids(query))
+        known = theirs.get_tokens_ids(query)
+        reference = theirs.get_scores(known) if known else np.zeros(300, np.float32)
+        assert np.array_equal(mine, reference), query
+        assert [s for _, s in ours.search(query, 10)] == sorted(
+            (float(x) for x in reference if x > 0), reverse=True
+        )[:10]

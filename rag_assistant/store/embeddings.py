@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -150,7 +151,22 @@ class LSAEmbedder:
         return _normalize_rows(np.asarray(matrix @ self.components.T))
 
     def embed_query(self, text: str, extra_terms: Sequence[str] = ()) -> np.ndarray:
-        return self.embed([text], terms=[analyze(text) + list(extra_terms)])[0]
+        """The vector of one question: :meth:`embed`'s weighting for one row, computed on
+        its few columns with NumPy (no sparse matrix: answering one question in a new
+        process does not import scipy)."""
+        counts = Counter(
+            column
+            for term in (*analyze(text), *extra_terms)
+            if (column := self.vocabulary.get(term)) is not None
+        )
+        if not counts:
+            return np.zeros(self.dimensions, np.float32)
+        columns = np.fromiter(counts, np.int64, len(counts))
+        weights = (1.0 + np.log(np.fromiter(counts.values(), np.float32, len(counts)))) * (
+            self.idf[columns]
+        )
+        weights /= np.float32(np.sqrt(np.sum(weights * weights))) or np.float32(1.0)
+        return _normalize_rows((self.components[:, columns] @ weights)[None, :])[0]
 
     # --- persistence -------------------------------------------------------------------
 

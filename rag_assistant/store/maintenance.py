@@ -98,6 +98,7 @@ def _check_parts(store: Store) -> list[Problem]:
     dense = catalog.dense_state()
     if manifest is not None:
         problems += _check_lexical(store, manifest, in_catalog)
+        problems += _check_copy(store, manifest, in_catalog)
         if dense is not None and manifest.chroma.collection != dense.collection:
             problems.append(
                 Problem(
@@ -129,6 +130,38 @@ def _check_lexical(store: Store, manifest, in_catalog: set[str]) -> list[Problem
                 f"the lexical index is of catalog generation {manifest.lexical.generation}, "
                 f"the catalog is at {store.catalog.generation} (an ingest was interrupted); "
                 f"{REPAIR}",
+            )
+        ]
+    return []
+
+
+def _check_copy(store: Store, manifest, in_catalog: set[str]) -> list[Problem]:
+    """The exact copy of the vectors the manifest names (an index written before copies
+    were made names none: readers search Chroma, and its next ingest makes one)."""
+    if manifest.vector_copy is None:
+        return []
+    from .vector_copy import REPAIR as COPY_REPAIR
+    from .vector_copy import VectorCopy
+
+    try:
+        copy = VectorCopy.load(store.home / manifest.vector_copy)
+    except IndexCorruptError as exc:
+        return [Problem("vector copy", f"{exc} (answers search Chroma meanwhile)")]
+    if copy.collection != manifest.chroma.collection or copy.generation != manifest.generation:
+        return [
+            Problem(
+                "vector copy",
+                f"the copy of the vectors {copy.directory} is of {copy.collection!r} at "
+                f"generation {copy.generation}, the manifest of {manifest.chroma.collection!r} "
+                f"at {manifest.generation}; {COPY_REPAIR}",
+            )
+        ]
+    if not copy.holds(in_catalog):
+        return [
+            Problem(
+                "vector copy",
+                f"the copy of the vectors {copy.directory} and the catalog hold different "
+                f"chunks; {COPY_REPAIR}",
             )
         ]
     return []
@@ -220,6 +253,8 @@ def repair(store: Store, progress: Progress = no_progress) -> list[Problem]:
             vectors.delete(dense.collection, sorted(in_chroma - in_catalog))
             catalog.mark_all_pending()
             catalog.mark_embedded(sorted(in_catalog & in_chroma))
+        if parts & {"vector copy", "chroma", "chroma store", "dense model"}:
+            shutil.rmtree(store.home / "vectors", ignore_errors=True)  # copied again
         if "lexical" in parts:  # only then: a healthy lexical index is updated by delta
             for d in (store.home / "lexical").glob("g*"):
                 shutil.rmtree(d, ignore_errors=True)

@@ -99,6 +99,7 @@ class Manifest(_Model):
     chunks: int
     fitted_on_papers: int = 0
     sources: list[str] = []
+    vector_copy: str | None = None  # the exact copy of the collection's vectors (a folder)
 
 
 def read_manifest(path: Path) -> Manifest | None:

@@ -7,6 +7,7 @@ Layout of ``RAG_ASSISTANT_HOME``::
     catalog.sqlite3      papers, sources, chunks (+ terms), tombstones: the committed truth
     chroma/              the embedded Chroma store (absent with a Chroma server)
     lexical/g<N>/        BM25 built from catalog generation N
+    vectors/g<N>/        an exact copy of the collection's vectors at generation N (searched)
     dense/lsa-<id>.npz   the fitted LSA model
     write.lock           held by the one process that writes
     rebuild/             a rebuild in progress (see :mod:`.rebuild`)

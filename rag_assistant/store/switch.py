@@ -93,7 +93,7 @@ def switch(store: Store) -> None:
             (home / (CATALOG + suffix)).unlink(missing_ok=True)
         os.replace(new_catalog, live)
     failpoint("rebuild:during-switch")
-    for part in ("lexical", "dense"):
+    for part in ("lexical", "dense", "vectors"):
         if not (staging / part).is_dir():
             continue
         (home / part).mkdir(exist_ok=True)

@@ -49,7 +49,10 @@ def sync(store: Store, progress: Progress, report: IngestReport | None = None) -
     failpoint("ingest:after-lexical")
     stages["lexical"] = time.perf_counter() - started
     started = time.perf_counter()
-    _switch_manifest(store, lexical_dir)
+    copy_dir = _sync_copy(store, progress)
+    stages["copy"] = time.perf_counter() - started
+    started = time.perf_counter()
+    _switch_manifest(store, lexical_dir, copy_dir)
     _cleanup(store)
     stages["manifest"] = time.perf_counter() - started
     if report is not None:
@@ -267,10 +270,60 @@ def _previous_lexical(store: Store) -> LexicalIndex | None:
     return lexical
 
 
+# --- the exact copy of the vectors -------------------------------------------------------------
+
+
+def _sync_copy(store: Store, progress: Progress) -> str | None:
+    """The copy of the active collection's vectors at the catalog's generation (see
+    :mod:`.vector_copy`): the manifest's copy with removed chunks dropped and new ones read
+    back from Chroma, or every vector read from Chroma when there is no usable one."""
+    from .vector_copy import VectorCopy
+
+    cat = store.catalog
+    dense = cat.dense_state()
+    if dense is None:
+        return None
+    generation = cat.generation
+    directory = f"vectors/g{generation}"
+    with contextlib.suppress(IndexCorruptError):
+        made = VectorCopy.load(store.home / directory)
+        if made.collection == dense.collection and made.generation == generation:
+            return directory
+    base = _previous_copy(store, dense.collection)
+    ids = sorted(cat.chunk_ids())
+    progress("copy", 0, len(ids))
+    VectorCopy.write(
+        store.home / directory,
+        collection=dense.collection,
+        generation=generation,
+        ids=ids,
+        base=base,
+        fetch=lambda missing: store.vectors.vectors(dense.collection, missing),
+        dimensions=dense.model.dimensions,
+    )
+    progress("copy", len(ids), len(ids))
+    return directory
+
+
+def _previous_copy(store: Store, collection: str):
+    """The copy the manifest names, when it is of ``collection`` and intact; else None."""
+    from .vector_copy import VectorCopy
+
+    try:
+        manifest = store.read_manifest()
+        if manifest is None or manifest.vector_copy is None:
+            return None
+        copy = VectorCopy.load(store.home / manifest.vector_copy)
+    except IndexCorruptError as exc:
+        log.info("copying every vector from Chroma (%s)", exc)
+        return None
+    return copy if copy.collection == collection else None
+
+
 # --- the switch ------------------------------------------------------------------------------
 
 
-def _switch_manifest(store: Store, lexical_dir: str) -> None:
+def _switch_manifest(store: Store, lexical_dir: str, copy_dir: str | None) -> None:
     """Write the manifest that names the parts just brought in line (readers switch to them
     when they next look)."""
     cat = store.catalog
@@ -297,6 +350,7 @@ def _switch_manifest(store: Store, lexical_dir: str) -> None:
         chunks=chunks,
         fitted_on_papers=dense.fitted_on_papers if dense else 0,
         sources=cat.sources(),
+        vector_copy=copy_dir,
     )
     write_manifest(
         store.manifest_path,
@@ -314,6 +368,11 @@ def _cleanup(store: Store) -> None:
     if lexical_root.is_dir():
         for d in lexical_root.iterdir():
             if str(d.relative_to(store.home)) != manifest.lexical.dir:
+                shutil.rmtree(d, ignore_errors=True)
+    copies = store.home / "vectors"
+    if copies.is_dir():
+        for d in copies.iterdir():
+            if str(d.relative_to(store.home)) != manifest.vector_copy:
                 shutil.rmtree(d, ignore_errors=True)
     dense_root = store.home / "dense"
     if dense_root.is_dir():

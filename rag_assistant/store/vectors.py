@@ -207,6 +207,29 @@ class VectorStore:
                 return out
             offset += self.max_batch
 
+    def vectors(self, name: str, ids: Sequence[str]) -> np.ndarray:
+        """The vectors of ``ids``, in that order (read in pages of Chroma's batch size); an
+        id the collection does not hold raises :class:`IndexCorruptError`."""
+        coll = self.collection(name)
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), self.max_batch):
+            try:
+                page = coll.get(
+                    ids=list(ids[start : start + self.max_batch]), include=["embeddings"]
+                )
+            except _chroma_errors() as exc:
+                raise _failed(f"reading Chroma ({self.where})", exc, self.path) from exc
+            found.update(zip(page["ids"], page["embeddings"], strict=True))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise IndexCorruptError(
+                f"{len(missing)} chunk(s) the catalog holds as embedded are missing from the "
+                f"Chroma collection {name!r}; run `rag-assistant index check --repair`"
+            )
+        if not ids:
+            return np.empty((0, 0), dtype=np.float32)
+        return np.asarray([found[i] for i in ids], dtype=np.float32)
+
     def count(self, name: str) -> int:
         try:
             return self.collection(name, create=True).count()
