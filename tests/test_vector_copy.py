@@ -199,3 +199,39 @@ def test_answering_in_a_new_process_opens_neither_chroma_nor_scipy(bundled_home,
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=PROJECT, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_vectors_written_are_kept_within_a_budget_and_the_rest_read_back():
+    from rag_assistant.store.vector_copy import WrittenVectors
+
+    rows = np.arange(20, dtype=np.float32).reshape(5, 4)
+    kept = WrittenVectors(budget=3 * 16)  # three rows of four float32
+    kept.add("c", ["a", "b", "c", "d", "e"], rows)
+    kept.add("c", ["a"], rows[4:5])  # written again: the last write is what Chroma holds
+    asked: list[list[str]] = []
+
+    def read(ids):
+        asked.append(ids)
+        return np.array([rows["abcde".index(i)] for i in ids])
+
+    got = kept.fetcher("c", read)(["e", "a", "d", "b"])
+    assert asked == [["e", "d"]]
+    np.testing.assert_array_equal(got, rows[[4, 4, 3, 1]])
+    assert kept.fetcher("other", read)(["b"]).tolist() == [rows[1].tolist()]
+
+
+def test_a_first_ingest_copies_what_it_wrote_without_reading_chroma_back(tmp_path, monkeypatch):
+    from rag_assistant.store.vectors import VectorStore
+
+    calls: list[int] = []
+    original = VectorStore.vectors
+    monkeypatch.setattr(
+        VectorStore,
+        "vectors",
+        lambda self, name, ids: calls.append(len(ids)) or original(self, name, ids),
+    )
+    assistant = Assistant(Settings(home=tmp_path / "home"))
+    assistant.ingest_bundled()
+    copy = assistant.index.vector_copy()
+    assert copy is not None and len(copy) == assistant.index.catalog.counts()[1]
+    assert calls == []

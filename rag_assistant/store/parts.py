@@ -29,6 +29,7 @@ from . import lock
 from .catalog import Catalog, sqlite_error
 from .files import check_home, ensure_home, os_errors, storage_error, why_unusable
 from .manifest import MANIFEST, ChromaPlace, Chunking, DenseState, Identity, read_manifest
+from .vector_copy import WrittenVectors
 
 CATALOG = "catalog.sqlite3"
 
@@ -44,6 +45,7 @@ class Store:
         self._given_embedder = embedder
         self._catalog: Catalog | None = None
         self._vectors = None
+        self.written = WrittenVectors()  # what this process wrote to Chroma (for the copy)
 
     # --- parts -------------------------------------------------------------------------
 

@@ -160,6 +160,7 @@ def write_vectors(
             )
         else:
             store.vectors.upsert(collection, ids, vectors)
+        store.written.add(collection, ids, vectors)
         failpoint("ingest:during-embedding")
         store.catalog.mark_embedded(ids)
     return len(rows)
@@ -298,10 +299,13 @@ def _sync_copy(store: Store, progress: Progress) -> str | None:
         generation=generation,
         ids=ids,
         base=base,
-        fetch=lambda missing: store.vectors.vectors(dense.collection, missing),
+        fetch=store.written.fetcher(
+            dense.collection, lambda missing: store.vectors.vectors(dense.collection, missing)
+        ),
         dimensions=dense.model.dimensions,
     )
     progress("copy", len(ids), len(ids))
+    store.written.clear()
     return directory
 
 
