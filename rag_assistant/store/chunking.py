@@ -48,13 +48,9 @@ class Chunker:
             )
         return self._splitter
 
-    def fits(self, text: str) -> bool:
-        """Whether ``text`` is one chunk (the splitter is not needed to cut it)."""
-        return self._count(text) <= self.settings.chunk_size
-
     def split_text(self, text: str) -> list[str]:
         """``text`` cut into chunks of at most ``chunk_size`` tokens."""
-        if self.fits(text):
+        if self._count(text) <= self.settings.chunk_size:
             stripped = text.strip()
             return [stripped] if stripped else []
         return [t for t in self.splitter.split_text(text) if t.strip()]

@@ -11,11 +11,6 @@ Python thread made no progress during an upsert), so for a large input the produ
 process of its own (:data:`PROCESS_BYTES`); for a small one it runs in this process, where
 starting an interpreter would cost more than it saves.
 
-The producer process never imports llama-index (over a second of its time, when it is the
-slower stage): an abstract too long for one chunk is handed to the writer uncut, and the
-writer, which loads llama-index while it waits for the first batch, cuts it before it
-commits the batch.
-
 Only the writer writes, and only in committed batches: the catalog stays the committed
 truth, and every step is idempotent, so an ingest killed anywhere is completed by the next.
 """
@@ -63,7 +58,6 @@ class Batch:
     updated: int = 0
     unchanged: int = 0
     warnings: list[str] = field(default_factory=list)
-    uncut: list[Paper] = field(default_factory=list)  # new or changed, for the writer to cut
 
 
 @dataclass
@@ -105,18 +99,15 @@ def ingest(
         )
         dense = DenseWriter.for_ingest(store)
         in_process = sum(_size(f) for f in files) <= PROCESS_BYTES
-        job.leave_uncut = not in_process
-        chunker = Chunker(store.settings.chunking)
         reading: Reading | None = None
         first = True
         # While a producer process reads, a thread here loads what writing will need; the
         # writer waits for it before it first touches Chroma.
-        preparing = None if in_process else _in_thread(_prepare_writing, store, dense, chunker)
+        preparing = None if in_process else _in_thread(_prepare_writing, store, dense)
         for item in _produced(job, store.catalog if in_process else None):
             if isinstance(item, Reading):
                 reading = item
                 break
-            _cut(item, chunker)
             if first:
                 failpoint("ingest:after-chunking")
                 first = False
@@ -158,14 +149,6 @@ def ingest_batch(
     _commit(store, prepared, report)
 
 
-def _cut(batch: Batch, chunker: Chunker) -> None:
-    """Chunk and analyze the papers the producer left uncut (see the module's doc)."""
-    for paper in batch.uncut:
-        chunks = chunker.chunks(paper)
-        batch.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
-    batch.uncut = []
-
-
 def _commit(store: Store, batch: Batch, report: IngestReport) -> None:
     """Commit a prepared batch to the catalog (one transaction) and count it in ``report``."""
     store.catalog.apply(upsert=batch.upserts, add_sources=batch.add_sources)
@@ -190,7 +173,6 @@ class _Job:
     strict: bool
     categories: list[str]
     batch_papers: int
-    leave_uncut: bool = False  # long abstracts are cut by the writer (see the module's doc)
 
 
 def _produce(job: _Job, catalog: Catalog) -> Iterator[Batch | Reading]:
@@ -227,11 +209,11 @@ def _produce(job: _Job, catalog: Catalog) -> Iterator[Batch | Reading]:
         batch.append(paper)
         in_batch.add(paper.paper_id)
         if len(batch) >= job.batch_papers:
-            yield _prepare(catalog, batch, chunker, more_sources, read, job.leave_uncut)
+            yield _prepare(catalog, batch, chunker, more_sources, read)
             seen.update((p.paper_id, _committed(p)) for p in batch)
             batch, in_batch, more_sources = [], set(), []
     if batch or more_sources:
-        yield _prepare(catalog, batch, chunker, more_sources, read, job.leave_uncut)
+        yield _prepare(catalog, batch, chunker, more_sources, read)
     yield Reading(log, held_by, read)
 
 
@@ -241,10 +223,8 @@ def _prepare(
     chunker: Chunker,
     more_sources: Sequence[tuple[str, str]],
     read: int,
-    leave_uncut: bool = False,
 ) -> Batch:
-    """Chunk and analyze the new or changed papers of ``batch`` (with ``leave_uncut``, those
-    of one chunk; longer ones go to ``uncut``, for :func:`_cut`)."""
+    """Chunk and analyze the new or changed papers of ``batch``."""
     known = catalog.paper_hashes([p.paper_id for p in batch])
     out = Batch(upserts=[], add_sources=list(more_sources), read=read)
     kept = _kept_originals(catalog, batch, known, out.warnings)
@@ -255,11 +235,8 @@ def _prepare(
             if not kept[paper.paper_id]:  # the same text: this source holds it too
                 out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
         elif old is None or old[0] != paper.content_hash:
-            if leave_uncut and not chunker.fits(paper.abstract):
-                out.uncut.append(paper)
-            else:
-                chunks = chunker.chunks(paper)
-                out.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
+            chunks = chunker.chunks(paper)
+            out.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
             if old is None:
                 out.added += 1
             else:
@@ -408,13 +385,11 @@ def _wait(future: Future | None) -> None:
         future.result()
 
 
-def _prepare_writing(store: Store, dense: DenseWriter | None, chunker: Chunker) -> None:
+def _prepare_writing(store: Store, dense: DenseWriter | None) -> None:
     """What the writer will need, loaded while the producer process reads: Chroma (its
-    import and client take a second or more), llama-index's splitter (for the abstracts
-    the producer leaves uncut) and, when this ingest fits the dense model, the fit's
-    libraries."""
+    import and client take a second or more) and, when this ingest fits the dense model,
+    the fit's libraries."""
     store.vectors  # noqa: B018  (opens the store)
-    chunker.splitter  # noqa: B018  (imports llama-index)
     if dense is None and store.settings.embedding.backend == "lsa":
         from .embeddings import load_fit_libraries
 
