@@ -11,6 +11,11 @@ Python thread made no progress during an upsert), so for a large input the produ
 process of its own (:data:`PROCESS_BYTES`); for a small one it runs in this process, where
 starting an interpreter would cost more than it saves.
 
+With a producer process, the writer computes the chunks' terms itself before it commits
+them: the producer (parsing, and counting every abstract's tokens with tiktoken) was the
+slower stage, and the writer waited on it; at 10,000 papers this took the reading stage from
+10-12 s to 8-9 s (measured twice each way, timing each stage of one ingest).
+
 Only the writer writes, and only in committed batches: the catalog stays the committed
 truth, and every step is idempotent, so an ingest killed anywhere is completed by the next.
 """
@@ -99,6 +104,7 @@ def ingest(
         )
         dense = DenseWriter.for_ingest(store)
         in_process = sum(_size(f) for f in files) <= PROCESS_BYTES
+        job.writer_analyzes = not in_process
         reading: Reading | None = None
         first = True
         # While a producer process reads, a thread here loads what writing will need; the
@@ -150,7 +156,14 @@ def ingest_batch(
 
 
 def _commit(store: Store, batch: Batch, report: IngestReport) -> None:
-    """Commit a prepared batch to the catalog (one transaction) and count it in ``report``."""
+    """Commit a prepared batch to the catalog (one transaction) and count it in ``report``;
+    the terms of chunks the producer left unanalyzed are computed first."""
+    batch.upserts = [
+        (paper, chunks, [analyze(c.index_text) for c in chunks])
+        if chunks is not None and terms is None
+        else (paper, chunks, terms)
+        for paper, chunks, terms in batch.upserts
+    ]
     store.catalog.apply(upsert=batch.upserts, add_sources=batch.add_sources)
     failpoint("ingest:after-catalog")
     report.added += batch.added
@@ -173,6 +186,7 @@ class _Job:
     strict: bool
     categories: list[str]
     batch_papers: int
+    writer_analyzes: bool = False  # the writer computes the chunks' terms (see the doc)
 
 
 def _produce(job: _Job, catalog: Catalog) -> Iterator[Batch | Reading]:
@@ -209,11 +223,11 @@ def _produce(job: _Job, catalog: Catalog) -> Iterator[Batch | Reading]:
         batch.append(paper)
         in_batch.add(paper.paper_id)
         if len(batch) >= job.batch_papers:
-            yield _prepare(catalog, batch, chunker, more_sources, read)
+            yield _prepare(catalog, batch, chunker, more_sources, read, job.writer_analyzes)
             seen.update((p.paper_id, _committed(p)) for p in batch)
             batch, in_batch, more_sources = [], set(), []
     if batch or more_sources:
-        yield _prepare(catalog, batch, chunker, more_sources, read)
+        yield _prepare(catalog, batch, chunker, more_sources, read, job.writer_analyzes)
     yield Reading(log, held_by, read)
 
 
@@ -223,8 +237,10 @@ def _prepare(
     chunker: Chunker,
     more_sources: Sequence[tuple[str, str]],
     read: int,
+    leave_terms: bool = False,
 ) -> Batch:
-    """Chunk and analyze the new or changed papers of ``batch``."""
+    """Chunk and analyze the new or changed papers of ``batch`` (with ``leave_terms``, only
+    chunk them: their terms are None, for the writer to compute)."""
     known = catalog.paper_hashes([p.paper_id for p in batch])
     out = Batch(upserts=[], add_sources=list(more_sources), read=read)
     kept = _kept_originals(catalog, batch, known, out.warnings)
@@ -236,7 +252,8 @@ def _prepare(
                 out.add_sources.extend((paper.paper_id, s) for s in paper.sources)
         elif old is None or old[0] != paper.content_hash:
             chunks = chunker.chunks(paper)
-            out.upserts.append((paper, chunks, [analyze(c.index_text) for c in chunks]))
+            terms = None if leave_terms else [analyze(c.index_text) for c in chunks]
+            out.upserts.append((paper, chunks, terms))
             if old is None:
                 out.added += 1
             else:
