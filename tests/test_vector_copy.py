@@ -235,3 +235,15 @@ def test_a_first_ingest_copies_what_it_wrote_without_reading_chroma_back(tmp_pat
     copy = assistant.index.vector_copy()
     assert copy is not None and len(copy) == assistant.index.catalog.counts()[1]
     assert calls == []
+
+
+def test_a_rebuilt_index_searches_its_own_copy(assistant):
+    before = assistant.ask("Which papers compress the KV cache?")
+    assistant.index.rebuild()
+    fresh = Assistant(Settings(home=assistant.index.home))
+    copy = fresh.index.vector_copy()
+    assert copy is not None and copy.holds(fresh.index.catalog.chunk_ids())
+    assert copy.collection == fresh.index.manifest().chroma.collection
+    assert [p.name for p in (fresh.index.home / "vectors").iterdir()] == [copy.directory.name]
+    again = fresh.ask("Which papers compress the KV cache?")
+    assert [c.title for c in again.citations] == [c.title for c in before.citations]
