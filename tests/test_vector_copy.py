@@ -24,6 +24,18 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+def _copy(directory, ids, fetch, dimensions, *, base=None, generation=1) -> VectorCopy:
+    return VectorCopy.write(
+        directory,
+        collection="c",
+        generation=generation,
+        ids=ids,
+        base=base,
+        fetch=fetch,
+        dimensions=dimensions,
+    )
+
+
 def test_search_is_exact_cosine_order_with_ties_by_id(tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(50, 8)).astype(np.float32)
@@ -35,15 +47,7 @@ def test_search_is_exact_cosine_order_with_ties_by_id(tmp_path):
         fetched.append(missing)
         return vectors[[ids.index(m) for m in missing]] * 3.0  # unnormalized, as Chroma may
 
-    copy = VectorCopy.write(
-        tmp_path / "g1",
-        collection="c",
-        generation=1,
-        ids=ids,
-        base=None,
-        fetch=fetch,
-        dimensions=8,
-    )
+    copy = _copy(tmp_path / "g1", ids, fetch, 8)
     query = vectors[3] + 0.01
     expected = np.argsort(-(_unit(vectors) @ (query / np.linalg.norm(query))), kind="stable")
     found = copy.search(query, 10)
@@ -58,15 +62,7 @@ def test_a_new_generation_reads_back_only_the_new_chunks(tmp_path):
     rng = np.random.default_rng(1)
     table = {f"c{i:03d}": _unit(rng.normal(size=(1, 4)))[0].astype(np.float32) for i in range(30)}
     old = sorted(table)[:20]
-    first = VectorCopy.write(
-        tmp_path / "g1",
-        collection="c",
-        generation=1,
-        ids=old,
-        base=None,
-        fetch=lambda m: np.array([table[i] for i in m]),
-        dimensions=4,
-    )
+    first = _copy(tmp_path / "g1", old, lambda m: np.array([table[i] for i in m]), 4)
     fetched: list[str] = []
 
     def fetch(missing):
@@ -74,15 +70,7 @@ def test_a_new_generation_reads_back_only_the_new_chunks(tmp_path):
         return np.array([table[i] for i in missing])
 
     now = [i for i in sorted(table) if i not in {"c000", "c005"}]
-    second = VectorCopy.write(
-        tmp_path / "g2",
-        collection="c",
-        generation=2,
-        ids=now,
-        base=first,
-        fetch=fetch,
-        dimensions=4,
-    )
+    second = _copy(tmp_path / "g2", now, fetch, 4, base=first, generation=2)
     assert fetched == sorted(table)[20:]  # the rows the first copy held were not asked for
     assert second.ids == now and second.generation == 2
     np.testing.assert_allclose(second.vectors, np.array([table[i] for i in now]), atol=1e-6)
@@ -98,15 +86,7 @@ def test_a_new_generation_reads_back_only_the_new_chunks(tmp_path):
     ],
 )
 def test_a_damaged_copy_is_named_with_its_fix(tmp_path, damage, says):
-    VectorCopy.write(
-        tmp_path / "g1",
-        collection="c",
-        generation=1,
-        ids=["a", "b"],
-        base=None,
-        fetch=lambda m: np.eye(2, dtype=np.float32),
-        dimensions=2,
-    )
+    _copy(tmp_path / "g1", ["a", "b"], lambda m: np.eye(2, dtype=np.float32), 2)
     damage(tmp_path / "g1")
     with pytest.raises(IndexCorruptError, match="index check --repair") as caught:
         VectorCopy.load(tmp_path / "g1")

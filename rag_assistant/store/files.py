@@ -20,6 +20,7 @@ from typing import BinaryIO
 from ..errors import (
     DiskFullError,
     HomeNotADirectoryError,
+    IndexCorruptError,
     IndexPermissionError,
     IndexUnreadableError,
     ReadOnlyIndexError,
@@ -48,6 +49,20 @@ def atomic_write(path: Path, data: bytes | str, *, before_replace=None) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` atomically."""
     with atomic_writer(path, before_replace=before_replace) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def reading_part(what: str, fix: str) -> Iterator[None]:
+    """Errors met while reading a derived part of the index (the lexical index, the copy of
+    the vectors), raised as :class:`IndexCorruptError` naming ``what`` and the ``fix``."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise IndexCorruptError(
+            f"{what} is missing ({Path(exc.filename or '').name}); {fix}"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise IndexCorruptError(f"{what} is damaged ({exc}); {fix}") from None
 
 
 def replace_dir(tmp: Path, target: Path) -> None:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IndexCorruptError
-from .files import replace_dir
+from .files import reading_part, replace_dir
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -346,8 +346,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        what = f"the lexical index {directory}"
-        try:
+        with reading_part(f"the lexical index {directory}", REPAIR):
             meta = json.loads((directory / META_FILE).read_text())
             ids = json.loads((directory / IDS_FILE).read_text())
             retriever = None
@@ -362,12 +361,6 @@ class LexicalIndex:
             # chunk for every score
             if any(a >= b for a, b in itertools.pairwise(ids)):
                 raise ValueError(f"the chunk ids of {IDS_FILE} are out of order")
-        except FileNotFoundError as exc:
-            raise IndexCorruptError(
-                f"{what} is missing ({Path(exc.filename).name}); {REPAIR}"
-            ) from None
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise IndexCorruptError(f"{what} is damaged ({exc}); {REPAIR}") from None
         return cls(retriever, ids, int(meta["generation"]), directory=directory)
 
 

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IndexCorruptError
-from .files import replace_dir
+from .files import reading_part, replace_dir
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "chunk_ids.json"
@@ -126,8 +125,7 @@ class VectorCopy:
     def load(cls, directory: Path) -> VectorCopy:
         """The copy in ``directory``, memory-mapped; a missing or damaged one raises
         :class:`IndexCorruptError` naming the fix."""
-        what = f"the copy of the vectors {directory}"
-        try:
+        with reading_part(f"the copy of the vectors {directory}", REPAIR):
             meta = json.loads((directory / META_FILE).read_text())
             ids = json.loads((directory / IDS_FILE).read_text())
             vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
@@ -145,12 +143,6 @@ class VectorCopy:
                 generation=int(meta["generation"]),
                 directory=directory,
             )
-        except FileNotFoundError as exc:
-            raise IndexCorruptError(
-                f"{what} is missing ({Path(exc.filename or '').name}); {REPAIR}"
-            ) from None
-        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise IndexCorruptError(f"{what} is damaged ({exc}); {REPAIR}") from None
 
     def holds(self, ids: Collection[str]) -> bool:
         """Whether the copy holds exactly these chunks."""
