@@ -326,25 +326,17 @@ def _progress(
     ``seconds`` without one, and at the end."""
     import time
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    terminal = console.is_terminal
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not terminal,
-    ) as bars:
+    with contextlib.ExitStack() as stack:
+        bars = None  # rich is imported at the first step: a command with nothing to report
+        terminal = False  # (`ask` on an index no ingest left unfinished) does not load it
         tasks: dict[str, object] = {}
         started: dict[str, float] = {}
         last_line: dict[str, float] = {}
 
         def progress(stage: str, done: int, total: int | None) -> None:
+            nonlocal bars, terminal
+            if bars is None:
+                bars, terminal = stack.enter_context(_bars())
             if stage not in tasks:
                 tasks[stage] = bars.add_task(STAGES.get(stage, stage), total=total)
                 started[stage] = last_line[stage] = time.monotonic()
@@ -360,6 +352,25 @@ def _progress(
             print(f"{STAGES.get(stage, stage)}: {done}{of} ({elapsed:.0f} s)", file=sys.stderr)
 
         yield progress
+
+
+@contextlib.contextmanager
+def _bars() -> Iterator[tuple[object, bool]]:
+    """rich's progress bars on stderr (drawn only on a terminal), and whether it is one."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bars:
+        yield bars, console.is_terminal
 
 
 def _resume(assistant) -> None:

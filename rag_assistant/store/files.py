@@ -65,6 +65,13 @@ def reading_part(what: str, fix: str) -> Iterator[None]:
         raise IndexCorruptError(f"{what} is damaged ({exc}); {fix}") from None
 
 
+def strictly_increasing(ids: list[str]) -> bool:
+    """Whether ``ids`` are sorted and unique: the order the rows of the lexical index and of
+    the copy of the vectors are in (checked with C-level sort and set, not a Python loop:
+    at 100,000 chunks the loop was 50 ms of every new process's first question)."""
+    return ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
 def replace_dir(tmp: Path, target: Path) -> None:
     """Make the fully written folder ``tmp`` the folder ``target``: its files are fsynced,
     the old ``target`` removed, ``tmp`` renamed (readers go through a manifest that names

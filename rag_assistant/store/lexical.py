@@ -17,7 +17,6 @@ one built in one go.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IndexCorruptError
-from .files import reading_part, replace_dir
+from .files import reading_part, replace_dir, strictly_increasing
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -359,7 +358,7 @@ class LexicalIndex:
                     raise ValueError(f"{n_docs} documents but {len(ids)} chunk ids")
             # the rows are in chunk-id order; ids in another order would name the wrong
             # chunk for every score
-            if any(a >= b for a, b in itertools.pairwise(ids)):
+            if not strictly_increasing(ids):
                 raise ValueError(f"the chunk ids of {IDS_FILE} are out of order")
         return cls(retriever, ids, int(meta["generation"]), directory=directory)
 

@@ -17,7 +17,6 @@ they search Chroma.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 from collections.abc import Callable, Collection, Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import reading_part, replace_dir
+from .files import reading_part, replace_dir, strictly_increasing
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "chunk_ids.json"
@@ -134,7 +133,7 @@ class VectorCopy:
                 raise ValueError(f"a {vectors.dtype} matrix of {vectors.shape}, not {expected}")
             if len(ids) != expected[0]:
                 raise ValueError(f"{len(ids)} chunk ids for {expected[0]} rows")
-            if any(a >= b for a, b in itertools.pairwise(ids)):
+            if not strictly_increasing(ids):
                 raise ValueError(f"the chunk ids of {IDS_FILE} are out of order")
             return cls(
                 ids,
