@@ -114,3 +114,14 @@ def test_a_loaded_index_scores_exactly_as_bm25s_does(tmp_path):
         assert [s for _, s in ours.search(query, 10)] == sorted(
             (float(x) for x in reference if x > 0), reverse=True
         )[:10]
+
+
+def test_a_garbled_scores_file_is_named_without_numpys_pickle_advice(tmp_path):
+    ids, terms = _corpus(20, seed=3)
+    LexicalIndex.build(ids, terms, 1).save(tmp_path / "g1")
+    (tmp_path / "g1" / "data.csc.index.npy").write_bytes(b"\x00garbled" * 50)
+    with pytest.raises(IndexCorruptError) as caught:
+        LexicalIndex.load(tmp_path / "g1")
+    message = str(caught.value)
+    assert "data.csc.index.npy is not a NumPy array file" in message
+    assert "pickle" not in message and "index check --repair" in message

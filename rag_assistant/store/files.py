@@ -65,6 +65,18 @@ def reading_part(what: str, fix: str) -> Iterator[None]:
         raise IndexCorruptError(f"{what} is damaged ({exc}); {fix}") from None
 
 
+def load_array(path: Path):
+    """A ``.npy`` file, memory-mapped; one that is not a NumPy array file raises
+    ``ValueError`` naming it (NumPy's own message for a garbled file suggests loading it
+    with pickle, which no user of a damaged index should be told)."""
+    import numpy as np
+
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        raise ValueError(f"{path.name} is not a NumPy array file") from None
+
+
 def strictly_increasing(ids: list[str]) -> bool:
     """Whether ``ids`` are sorted and unique: the order the rows of the lexical index and of
     the copy of the vectors are in (checked with C-level sort and set, not a Python loop:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import IndexCorruptError
-from .files import reading_part, replace_dir, strictly_increasing
+from .files import load_array, reading_part, replace_dir, strictly_increasing
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -152,7 +152,7 @@ class _SavedBM25:
             raise ValueError(f"a bm25s save of method {params.get('method')!r}, not 'lucene'")
         self.dtype = np.dtype(params["dtype"])
         self.scores = {
-            name: np.load(directory / f"{name}.csc.index.npy", mmap_mode="r")
+            name: load_array(directory / f"{name}.csc.index.npy")
             for name in ("data", "indices", "indptr")
         }
         self.scores["num_docs"] = int(params["num_docs"])

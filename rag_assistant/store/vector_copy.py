@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import reading_part, replace_dir, strictly_increasing
+from .files import load_array, reading_part, replace_dir, strictly_increasing
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "chunk_ids.json"
@@ -128,7 +128,7 @@ class VectorCopy:
         with reading_part(f"the copy of the vectors {directory}", REPAIR):
             meta = json.loads((directory / META_FILE).read_text())
             ids = json.loads((directory / IDS_FILE).read_text())
-            vectors = np.load(directory / VECTORS_FILE, mmap_mode="r")
+            vectors = load_array(directory / VECTORS_FILE)
             expected = (int(meta["chunks"]), int(meta["dimensions"]))
             if vectors.dtype != np.float32 or vectors.shape != expected:
                 raise ValueError(f"a {vectors.dtype} matrix of {vectors.shape}, not {expected}")
