@@ -168,9 +168,7 @@ class Index(Store):
         except IndexCorruptError as exc:
             log.warning("searching Chroma: %s", exc)
             return None
-        if copy.collection != manifest.chroma.collection or copy.generation != manifest.generation:
-            return None
-        return copy
+        return copy if copy.is_of(manifest.chroma.collection, manifest.generation) else None
 
     def idf(self, term: str) -> float:
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""

@@ -147,7 +147,7 @@ def _check_copy(store: Store, manifest, in_catalog: set[str]) -> list[Problem]:
         copy = VectorCopy.load(store.home / manifest.vector_copy)
     except IndexCorruptError as exc:
         return [Problem("vector copy", f"{exc} (answers search Chroma meanwhile)")]
-    if copy.collection != manifest.chroma.collection or copy.generation != manifest.generation:
+    if not copy.is_of(manifest.chroma.collection, manifest.generation):
         return [
             Problem(
                 "vector copy",

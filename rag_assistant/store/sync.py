@@ -276,8 +276,9 @@ def _previous_lexical(store: Store) -> LexicalIndex | None:
 
 def _sync_copy(store: Store, progress: Progress) -> str | None:
     """The copy of the active collection's vectors at the catalog's generation (see
-    :mod:`.vector_copy`): the manifest's copy with removed chunks dropped and new ones read
-    back from Chroma, or every vector read from Chroma when there is no usable one."""
+    :mod:`.vector_copy`): the manifest's copy with removed chunks dropped and new ones
+    added (the vectors this process wrote, else read back from Chroma); every vector read
+    from Chroma when there is no usable copy."""
     from .vector_copy import VectorCopy
 
     cat = store.catalog
@@ -288,7 +289,7 @@ def _sync_copy(store: Store, progress: Progress) -> str | None:
     directory = f"vectors/g{generation}"
     with contextlib.suppress(IndexCorruptError):
         made = VectorCopy.load(store.home / directory)
-        if made.collection == dense.collection and made.generation == generation:
+        if made.is_of(dense.collection, generation):
             return directory
     base = _previous_copy(store, dense.collection)
     ids = sorted(cat.chunk_ids())
@@ -363,21 +364,23 @@ def _switch_manifest(store: Store, lexical_dir: str, copy_dir: str | None) -> No
     )
 
 
+def _remove_all_but(store: Store, folder: str, kept: str | None) -> None:
+    """Remove the folders in ``folder`` of the index but ``kept`` (a path the manifest names,
+    relative to the index)."""
+    root = store.home / folder
+    if root.is_dir():
+        for d in root.iterdir():
+            if str(d.relative_to(store.home)) != kept:
+                shutil.rmtree(d, ignore_errors=True)
+
+
 def _cleanup(store: Store) -> None:
     """Remove parts the manifest no longer names (old lexical dirs, models, collections)."""
     manifest = store.read_manifest()
     if manifest is None:
         return
-    lexical_root = store.home / "lexical"
-    if lexical_root.is_dir():
-        for d in lexical_root.iterdir():
-            if str(d.relative_to(store.home)) != manifest.lexical.dir:
-                shutil.rmtree(d, ignore_errors=True)
-    copies = store.home / "vectors"
-    if copies.is_dir():
-        for d in copies.iterdir():
-            if str(d.relative_to(store.home)) != manifest.vector_copy:
-                shutil.rmtree(d, ignore_errors=True)
+    _remove_all_but(store, "lexical", manifest.lexical.dir)
+    _remove_all_but(store, "vectors", manifest.vector_copy)
     dense_root = store.home / "dense"
     if dense_root.is_dir():
         for f in dense_root.iterdir():

@@ -144,6 +144,10 @@ class VectorCopy:
                 directory=directory,
             )
 
+    def is_of(self, collection: str | None, generation: int) -> bool:
+        """Whether this is the copy of ``collection`` at catalog ``generation``."""
+        return self.collection == collection and self.generation == generation
+
     def holds(self, ids: Collection[str]) -> bool:
         """Whether the copy holds exactly these chunks."""
         return len(ids) == len(self.ids) and set(self.ids) == set(ids)
