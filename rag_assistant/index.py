@@ -19,6 +19,7 @@ from .settings import Settings
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
+from .store.sentence_encoder import SentenceMatrix, SentenceScores
 from .store.vector_copy import VectorCopy, is_sqlite_file
 from .text.normalize import fold
 from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_progress
@@ -45,6 +46,7 @@ class Index(Store):
         self._lexical: LexicalIndex | None = None
         self._embedder = None
         self._copy: VectorCopy | bool | None = None  # False: none to use
+        self._sentences: SentenceMatrix | bool | None = None  # False: none to use
         self._reload_lock = threading.RLock()
 
     # --- what readers use ------------------------------------------------------------------
@@ -64,6 +66,7 @@ class Index(Store):
                 self._lexical = None
                 self._embedder = None
                 self._copy = None
+                self._sentences = None
                 if self._manifest is None and self.has_catalog() and self.catalog.counts()[0]:
                     raise IndexCorruptError(
                         f"the index manifest {self.manifest_path} is missing (was an ingest "
@@ -169,6 +172,36 @@ class Index(Store):
             log.warning("searching Chroma: %s", exc)
             return None
         return copy if copy.is_of(manifest.chroma.collection, manifest.generation) else None
+
+    def sentence_scores(self, question: str) -> SentenceScores | None:
+        """How close in meaning each chunk's closest sentence is to ``question`` (see
+        :mod:`.store.sentence_encoder`); None without the encoder, or while some chunks are
+        not encoded yet (a partial list would favour the encoded papers)."""
+        matrix = self.sentence_matrix()
+        if matrix is None:
+            return None
+        encoder = self.sentence_encoder()
+        return matrix.query(encoder.encode_query(question))
+
+    def sentence_matrix(self) -> SentenceMatrix | None:
+        manifest = self.manifest()
+        with self._reload_lock:
+            if self._sentences is None:
+                self._sentences = False
+                encoder = self.sentence_encoder() if manifest is not None else None
+                if encoder is not None:
+                    encoded, missing = self.catalog.sentence_vector_counts()
+                    if missing:
+                        log.warning(
+                            "%d of %d chunks have no sentence vectors yet (ingest again to "
+                            "encode them): papers are ranked without the sentence encoder",
+                            missing,
+                            encoded + missing,
+                        )
+                    elif encoded:
+                        rows = self.catalog.sentence_vectors(encoder.name)
+                        self._sentences = SentenceMatrix(rows)
+            return self._sentences or None
 
     def idf(self, term: str) -> float:
         """How rare ``term`` is among the chunks (BM25's IDF; an unseen word is rarest)."""

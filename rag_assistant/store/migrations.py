@@ -104,10 +104,21 @@ def _v3_title_search(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO title_search(title_search) VALUES ('rebuild')")
 
 
+def _v4_sentence_vectors(conn: sqlite3.Connection) -> None:
+    """The sentence encoder's vectors of each chunk's sentences (float16 rows in one blob
+    per chunk, ``model`` naming the encoder), deleted with their chunk; a chunk without a
+    row is still to be encoded."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS sentence_vectors (chunk_id TEXT PRIMARY KEY, "
+        "model TEXT NOT NULL, vectors BLOB NOT NULL) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_base_schema,
     _v2_typed_dense_state,
     _v3_title_search,
+    _v4_sentence_vectors,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

