@@ -110,6 +110,12 @@ class RetrievalSettings(BaseModel):
         description="RRF credit of a paper whose title holds a name of the question "
         "verbatim (a first rank's at this weight); 0 turns it off.",
     )
+    sentence_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="RRF weight of the sentence encoder's list (papers ranked by their "
+        "sentence closest in meaning to the question); 0 turns it off.",
+    )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
     dense_search: Literal["auto", "exact", "chroma"] = Field(
         "auto",

@@ -132,6 +132,11 @@ class Source:
     authors: list[str] = field(default_factory=list)
     date: str | None = None
     rank: int = 0
+    meaning: float | None = None
+    """The cosine between the question and the paper's sentence closest to it in meaning
+    (the sentence encoder's; None without it)."""
+    sentence_meaning: dict[str, float] = field(default_factory=dict)
+    """The same cosine for each sentence of the abstract (by its text), with the encoder."""
 
     def to_dict(self) -> dict:
         return {

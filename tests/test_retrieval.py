@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from rag_assistant import Assistant
 from rag_assistant.answer.retrieval import Retriever, group_by_paper, rrf
 from rag_assistant.corpus import paper_id_for_title
 from rag_assistant.settings import RetrievalSettings, Settings
+from rag_assistant.store.sentence_encoder import DIMENSIONS, SentenceMatrix
 
 # --- the fusion function ----------------------------------------------------------------
 
@@ -112,13 +114,32 @@ class ScriptedIndex:
         lexical: list[str],
         dense: list[tuple[str, float]],
         dense_confidence: float = 1.0,
+        sentences: list[tuple[str, list[float]]] | None = None,
     ) -> None:
         self.catalog = index.catalog
         self.papers_named = index.papers_named  # the real title lookup
         self.lexical = [(cid, 10.0 - i) for i, cid in enumerate(lexical)]
         self.dense = dense
         self.confidence = dense_confidence
+        self.sentences = sentences
         self.calls: list[str] = []
+
+    def sentence_scores(self, question):
+        """The sentence encoder's scores: None (no encoder) unless the test gives each
+        chunk's sentence closeness; then the real per-chunk scoring over one-hot vectors."""
+        if self.sentences is None:
+            return None
+        self.calls.append("sentences")
+        width = max(len(values) for _, values in self.sentences)
+        rows = []
+        for chunk_id, values in self.sentences:
+            vectors = np.zeros((len(values), DIMENSIONS), np.float32)
+            for i, value in enumerate(values):  # closeness value along axis 0
+                vectors[i, 0], vectors[i, 1 + i % width] = value, (1 - value**2) ** 0.5
+            rows.append((chunk_id, vectors.astype(np.float16).tobytes()))
+        query = np.zeros(DIMENSIONS, np.float32)
+        query[0] = 1.0
+        return SentenceMatrix(sorted(rows)).query(query)
 
     def dense_confidence(self, terms):
         return self.confidence
@@ -171,6 +192,26 @@ def test_fused_papers_and_scores_by_hand(four, ids):
     rows = four.index.catalog.chunks([ids["a1"], ids["a2"]])
     assert alpha.text == rows[ids["a1"]].text + " … " + rows[ids["a2"]].text  # in text order
     assert alpha.abstract == ABSTRACTS[0]
+
+
+def test_the_sentence_encoders_ranking_is_a_third_list_at_its_weight(four, ids):
+    """Chunks ranked by their sentence closest to the question: d0 (0.9) first, then a0
+    (its best sentence, 0.7), then b0 (0.5)."""
+    index, retriever = scripted(four, ids, sentence_weight=1.0)
+    index.sentences = [(ids["d0"], [0.9]), (ids["a0"], [0.1, 0.7]), (ids["b0"], [0.5])]
+    sources = retriever.retrieve("anything", k=4)
+    # b0 = 1/61 + 1/62 + 1/63; d0 = 1/63 + 1/61; a1 = 1/62 + 1/64; a0 = 1/64 + 1/62;
+    # a2 = 1/61; c0 = 1/63; the best possible is 3/61
+    best = 3 / 61
+    assert [s.title for s in sources] == [TITLES[1], TITLES[3], TITLES[0], TITLES[2]]
+    assert sources[0].score == pytest.approx((1 / 61 + 1 / 62 + 1 / 63) / best)
+    assert sources[1].score == pytest.approx((1 / 63 + 1 / 61) / best)
+    # each paper carries its closest sentence's closeness (None: no encoded sentence)
+    assert [s.meaning for s in sources] == pytest.approx([0.5, 0.9, 0.7, None], abs=2e-3)
+    assert index.calls.count("sentences") == 1
+    _, without = scripted(four, ids, sentence_weight=0.0)
+    without.index.sentences = index.sentences
+    assert [s.title for s in without.retrieve("anything", k=4)][:2] == [TITLES[1], TITLES[0]]
 
 
 def test_k_cuts_the_list_of_papers(four, ids):
@@ -252,12 +293,15 @@ def test_real_rankings_are_fused_and_grouped_as_documented(four):
     lexical = [cid for cid, _ in index.lexical_search(terms, 40)]
     dense = [cid for cid, _ in index.dense_search(question, 40)]
     assert lexical and dense
-    weights = (1.0, index.dense_confidence(terms))
+    # the sentence encoder's ranking, when its model is installed
+    meaning = index.sentence_scores(question)
+    sentence = [cid for cid, _ in meaning.top(40)] if meaning else []
+    weights = (1.0, index.dense_confidence(terms), 1.0 if sentence else 0.0)
     assert weights[1] == 1.0  # the model was fitted on these four abstracts: it knows all
 
     def fused(cid: str) -> float:
         score = 0.0
-        for ranking, weight in zip((lexical, dense), weights, strict=True):
+        for ranking, weight in zip((lexical, dense, sentence), weights, strict=True):
             if cid in ranking:
                 score += weight / (60 + ranking.index(cid) + 1)
         return score / (sum(weights) / 61)

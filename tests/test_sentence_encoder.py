@@ -131,3 +131,37 @@ def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
     after = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
     assert catalog.sentence_vector_counts() == (1, 0)
     assert len(after) == 1 and not set(after) & set(rows)  # a changed abstract: a new chunk
+
+
+def test_a_question_in_other_words_finds_its_paper_through_the_encoder(encoder_settings, tmp_path):
+    abstracts = {
+        "Machine Unlearning without Retraining": "We study machine unlearning: deleting the "
+        "influence of specific training examples from a trained neural network, so that the "
+        "model behaves as if it had never seen them.",
+        "Optimizers for Convolutional Networks": "We propose a new optimizer for training "
+        "convolutional networks on image classification benchmarks.",
+        "Speech Recognition in Noisy Rooms": "A benchmark of speech recognition systems in "
+        "noisy rooms, with far-field microphones.",
+        "Graph Neural Networks for Molecules": "We predict molecular properties with graph "
+        "neural networks trained on quantum chemistry data.",
+    }
+    source = _papers(tmp_path / "papers.json", **abstracts)
+    # no word of it is in any abstract (nor a lay word the glossary maps to one)
+    question = "How do you get rid of individual datapoints' effect on what a net has picked up?"
+    on = Assistant(encoder_settings)
+    on.ingest([source])
+    found = on.retrieve(question, k=4)
+    assert found[0].title == "Machine Unlearning without Retraining"
+    assert found[0].meaning == max(s.meaning for s in found) and found[0].meaning > 0.3
+    assert found[0].sentence_meaning  # each sentence with its closeness, for the answerer
+    off = Assistant(
+        Settings(home=tmp_path / "off", auto_ingest_bundled=False, encoder={"model": "off"})
+    )
+    off.ingest([source])
+    assert off.retrieve(question, k=4) == []  # BM25 and LSA see no word they know
+    assert off.index.catalog.sentence_vector_counts() == (0, 4)
+    # the encoder installed (or turned on) later: the next ingest encodes what is missing
+    later = Assistant(Settings(home=tmp_path / "off", auto_ingest_bundled=False))
+    later.ingest([source])
+    assert later.index.catalog.sentence_vector_counts() == (4, 0)
+    assert later.retrieve(question, k=1)[0].title == "Machine Unlearning without Retraining"

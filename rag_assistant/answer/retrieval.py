@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from ..index import Index
 from ..settings import RetrievalSettings
+from ..store.sentence_encoder import SentenceScores
 from ..text.glossary import expand
+from ..text.sentences import sentences
 from ..text.terms import names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
@@ -54,7 +56,10 @@ class Retriever:
       the LSA fit) make it step aside instead of ranking noise first;
     * names: papers whose title holds a name of the question verbatim ("R-Tuning", "SLUE
       Phase-2"), found whether or not the other lists found them, get a first rank's credit;
-    * the papers to prefer (those a follow-up's previous answer cited), at half weight.
+    * the papers to prefer (those a follow-up's previous answer cited), at half weight;
+    * with the sentence encoder installed, chunks ranked by their sentence closest in meaning
+      to the question (all-MiniLM-L6-v2; a lay question finds the abstract that words it
+      differently).
 
     Tried and dropped (measured on eval/dev.jsonl, confirmed on eval/qa.jsonl; see the
     README): weighting BM25 by the share of the question its best chunk holds, and crediting
@@ -91,6 +96,8 @@ class Retriever:
             if s.fusion != "lexical"
             else []
         )
+        meaning = self.index.sentence_scores(question) if s.fusion == "rrf" else None
+        sentence_ids = [cid for cid, _ in meaning.top(s.candidates)] if meaning else []
         lexical_ids = [cid for cid, _ in lexical]
         dense_ids = [cid for cid, _ in dense]
         preferred = self.index.catalog.chunk_ids_of(prefer) if prefer else []
@@ -99,11 +106,12 @@ class Retriever:
             dense=s.dense_weight * self.index.dense_confidence(terms) if dense else 0.0,
             preferred=0.5 * max(s.lexical_weight, s.dense_weight) if prefer else 0.0,
             name=s.name_weight,
+            sentences=s.sentence_weight if sentence_ids else 0.0,
         )
         fused = rrf(
-            [lexical_ids, dense_ids, preferred],
+            [lexical_ids, dense_ids, preferred, sentence_ids],
             k=s.rrf_k,
-            weights=[weights.lexical, weights.dense, weights.preferred],
+            weights=[weights.lexical, weights.dense, weights.preferred, weights.sentences],
         )
         named = self.index.papers_named(names(question)) if weights.name else {}
         found = {paper_id_of(c) for c in fused}
@@ -113,7 +121,7 @@ class Retriever:
         # a paper-level credit, lent to every chunk of the paper; a paper whose title leads
         # with the name ("R-Tuning: ...") is the one named: a first rank's worth for each
         credit = weights.name / (s.rrf_k + 1)
-        led = (weights.lexical + weights.dense) / (s.rrf_k + 1)
+        led = (weights.lexical + weights.dense + weights.sentences) / (s.rrf_k + 1)
         for chunk_id in fused:
             paper_id = paper_id_of(chunk_id)
             if paper_id in named:
@@ -167,11 +175,27 @@ class Retriever:
                     authors=paper.authors,
                     date=paper.date,
                     rank=len(sources) + 1,
+                    meaning=meaning.of_paper(paper_id) if meaning else None,
+                    sentence_meaning=self._sentence_meaning(meaning, paper_id) if meaning else {},
                 )
             )
             if len(sources) == k:
                 break
         return sources
+
+    def _sentence_meaning(self, meaning: SentenceScores, paper_id: str) -> dict[str, float]:
+        """Each sentence of the paper's chunks (split as they were encoded) with its
+        closeness to the question."""
+        chunk_ids = self.index.catalog.chunk_ids_of([paper_id])
+        rows = self.index.catalog.chunks(chunk_ids)
+        out: dict[str, float] = {}
+        for chunk_id in chunk_ids:
+            if chunk_id not in rows:
+                continue
+            said = sentences(rows[chunk_id].text) or [rows[chunk_id].text]
+            for sentence, value in zip(said, meaning.of_sentences(chunk_id), strict=False):
+                out[sentence] = max(value, out.get(sentence, -1.0))
+        return out
 
 
 @dataclass
@@ -182,8 +206,10 @@ class Weights:
     dense: float
     preferred: float
     name: float
+    sentences: float = 0.0
 
     def best_possible(self, *, named: bool) -> float:
-        """The fused score of a chunk ranked first by BM25 and the dense list (and named by
-        the question, when a title was): scores are shown as a share of it, in 0..1."""
-        return self.lexical + self.dense + (self.name if named else 0.0)
+        """The fused score of a chunk ranked first by BM25, the dense list and the sentence
+        encoder (and named by the question, when a title was): scores are shown as a share
+        of it, in 0..1."""
+        return self.lexical + self.dense + self.sentences + (self.name if named else 0.0)
