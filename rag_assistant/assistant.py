@@ -140,6 +140,7 @@ class Assistant:
         return AnswerabilityPolicy(
             lexical.idf,
             min_evidence=self.settings.answer.min_evidence,
+            min_meaning=self.settings.answer.min_meaning,
             spelled=lexical.spelled,
             df=lexical.df,
             rare_df=max(3, len(lexical) // 2000),

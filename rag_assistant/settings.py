@@ -148,6 +148,14 @@ class AnswerSettings(BaseModel):
         description="Refuse when the best evidence score is below this (calibrated on "
         "eval/dev.jsonl).",
     )
+    min_meaning: float = Field(
+        0.50,
+        ge=0.0,
+        le=1.0,
+        description="With the sentence encoder: a question below min_evidence is still "
+        "answered when a sentence of a retrieved abstract is this close to it in meaning "
+        "(cosine; chosen on eval/dev.jsonl, README, Evaluation); 1 turns it off.",
+    )
     signals: list[Literal["whole-words", "unknown-names", "in-passing", "quantity"]] = Field(
         default_factory=lambda: ["whole-words", "unknown-names", "quantity", "in-passing"],
         description="The answerability checks in force (answer/policy.py), each measured on "

@@ -138,6 +138,41 @@ def test_a_lay_paraphrase_counts_through_the_glossary():
     assert policy(*ALL).coverage(policy().analyze("models in low precision"), text) == 1.0
 
 
+def test_a_question_in_other_words_is_answered_when_a_sentence_is_close_in_meaning():
+    """Few shared words (coverage below min_evidence): off topic, unless a retrieved
+    abstract has a sentence as close to the question in meaning as min_meaning; then the
+    papers that close are the ones quoted, and the other checks still apply to them."""
+    asked = "Which protocol sends network traffic along smell trails?"
+
+    def with_meaning(*values: float | None) -> list[Source]:
+        found = sources()
+        for source, value in zip(found, values, strict=True):
+            source.meaning = value
+        return found
+
+    def meaning_policy(min_meaning: float) -> AnswerabilityPolicy:
+        base = policy(*ALL)
+        base.min_meaning = min_meaning
+        return base
+
+    assert policy(*ALL).decide(asked, sources()).evidence < 0.4
+    assert not meaning_policy(0.5).decide(asked, sources()).answerable  # no encoder
+    assert not meaning_policy(0.5).decide(asked, with_meaning(0.45, 0.2, 0.1)).answerable
+    decision = meaning_policy(0.5).decide(asked, with_meaning(0.62, 0.2, 0.55))
+    assert decision.answerable and decision.relevant == [0, 2]
+    # a name no indexed text uses is refused however close the meaning
+    unknown = meaning_policy(0.5).decide(
+        "How does Zebrafish Routing route packets?", with_meaning(0.9, 0.2, 0.1)
+    )
+    assert not unknown.answerable and unknown.unknown_names == ["Zebrafish"]
+    # and a number asked that the close papers do not state is still not stated
+    number = meaning_policy(0.5).decide(
+        "How many controllers does the smell-trail protocol need in its data centre?",
+        with_meaning(0.7, 0.2, 0.1),
+    )
+    assert not number.answerable and number.verdict == "not stated"
+
+
 @pytest.mark.parametrize(
     ("question", "units", "relative"),
     [

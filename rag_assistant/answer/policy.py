@@ -10,7 +10,10 @@ retrieved. The signals, none of them tied to the wording of any question set:
   title and abstract hold (a lay word counts when the abstract uses one of its glossary
   terms). Matches are whole words: a question's "capital" is not an abstract's
   "capitalizes", nor "folding" a "7-fold" (the stemmer alone would conflate them). Below
-  ``min_evidence`` the question is off topic.
+  ``min_evidence`` the question is off topic, unless:
+* **meaning** — (with the sentence encoder) a sentence of a retrieved abstract is as close
+  to the question in meaning as ``min_meaning``: the question says it in other words. The
+  checks below then look at those papers.
 * **unknown names** — a name of the question (:func:`~rag_assistant.text.terms.names`) that no
   indexed text uses: the question is about something else.
 * **named only in passing** — a distinctive word of the question (one that few chunks use)
@@ -78,6 +81,9 @@ class Decision:
     verdict: Verdict = "answered"
     why: str | None = None
     """For 'not stated': what the closest abstracts do say, with ``[n]`` source numbers."""
+    relevant: list[int] = field(default_factory=list)
+    """The sources (indexes) worth quoting: those whose coverage is near the best, or, for
+    a question answered by meaning, those close enough to it in meaning."""
 
     @property
     def reason(self) -> str | None:
@@ -114,6 +120,7 @@ class AnswerabilityPolicy:
         idf: Callable[[str], float],
         *,
         min_evidence: float,
+        min_meaning: float = 1.0,
         spelled: Callable[[str], str | None] | None = None,
         df: Callable[[str], int] | None = None,
         rare_df: int = 3,
@@ -121,6 +128,7 @@ class AnswerabilityPolicy:
     ) -> None:
         self.idf = idf
         self.min_evidence = min_evidence
+        self.min_meaning = min_meaning
         self.spelled = spelled
         self.df = df
         self.rare_df = rare_df
@@ -191,6 +199,8 @@ class AnswerabilityPolicy:
         best = max(per_source, default=0.0)
         unknown = self.unknown_names(question)
 
+        relevant: list[int] = []
+
         def decision(verdict: Verdict, why: str | None = None) -> Decision:
             return Decision(
                 verdict == "answered",
@@ -201,19 +211,29 @@ class AnswerabilityPolicy:
                 self.min_evidence,
                 verdict,
                 why,
+                relevant,
             )
 
-        if not (analysis.terms and sources) or best < self.min_evidence or unknown:
+        if not (analysis.terms and sources) or unknown:
             return decision("off topic")
-        if "rarest" in self.signals:
-            rarest = max(analysis.terms, key=self.idf)
-            if not any(
-                self.covers(rarest, texts[i], analysis)
-                for i, c in enumerate(per_source)
-                if c >= self.min_evidence
-            ):
-                return decision("off topic")
-        relevant = [i for i, c in enumerate(per_source) if c >= max(self.min_evidence, 0.6 * best)]
+        # a question in other words than the abstracts': few shared words, close in meaning
+        close = [i for i, s in enumerate(sources) if (s.meaning or 0.0) >= self.min_meaning]
+        if best >= self.min_evidence:
+            if "rarest" in self.signals:
+                rarest = max(analysis.terms, key=self.idf)
+                if not any(
+                    self.covers(rarest, texts[i], analysis)
+                    for i, c in enumerate(per_source)
+                    if c >= self.min_evidence
+                ):
+                    return decision("off topic")
+            relevant = [
+                i for i, c in enumerate(per_source) if c >= max(self.min_evidence, 0.6 * best)
+            ]
+        elif close:
+            relevant = close
+        else:
+            return decision("off topic")
         if "in-passing" in self.signals:
             passing = self._named_in_passing(question, analysis, sources, relevant)
             if passing:
