@@ -100,7 +100,12 @@ def _clean_env() -> dict:
         if not k.startswith(("RAG_", "OPENAI_", "TIKTOKEN")) and k != "PYTHONDONTWRITEBYTECODE"
     }
     env["PYTHONHASHSEED"] = "0"
+    env.update(_SIZE_ENV)
     return env
+
+
+_SIZE_ENV: dict[str, str] = {}
+"""Settings of the size being measured (the sentence encoder off where it does not run)."""
 
 
 # --- child tasks (each in its own process) ---------------------------------------------
@@ -469,6 +474,11 @@ def run_size(size: str, opts, workdir: Path) -> dict:
     out: dict = {"size": size, "questions": len(questions)}
     peer_here = opts.peer and (opts.peer_sizes == "all" or size in opts.peer_sizes.split(","))
     peer_chroma = workdir / f"peer-{size}"
+    encoder_here = opts.encoder_sizes == "all" or size in opts.encoder_sizes.split(",")
+    _SIZE_ENV.clear()
+    if not encoder_here:
+        _SIZE_ENV["RAG_ASSISTANT_ENCODER__MODEL"] = "off"
+    out["encoder"] = "auto (on when installed)" if encoder_here else "off"
 
     # Ours and the peer ingest in turn, each round back to back: a pair sees about the
     # same load, and the ratio of a pair is what the table reports (median over rounds).
@@ -533,6 +543,7 @@ def summarize(results: dict) -> dict:
         )
         row = {
             "size": r["size"],
+            "encoder": r.get("encoder", "?"),
             "papers": ing["papers"],
             "chunks": ing["chunks"],
             "ingest_s": ing["seconds"],
@@ -709,6 +720,7 @@ def _table(results: dict) -> list[list[str]]:
             "load avg: ingest / queries",
             *[f"{load(r['load']['ingest'])} / {load(r['load']['query'])}" for r in s["rows"]],
         ],
+        ["sentence encoder", *[r.get("encoder", "?") for r in s["rows"]]],
         ["papers", *[f"{r['papers']:,}" for r in s["rows"]]],
         ["chunks", *[f"{r['chunks']:,}" for r in s["rows"]]],
         ["ingest (s)", *[f"{r['ingest_s']:.1f}" for r in s["rows"]]],
@@ -716,11 +728,11 @@ def _table(results: dict) -> list[list[str]]:
         ["  papers/s", *[f"{r['papers_per_s']:,.0f}" for r in s["rows"]]],
         ["  chunks/s", *[f"{r['chunks_per_s']:,.0f}" for r in s["rows"]]],
         [
-            "  catalog/fit/dense/lexical (s)",
+            "  catalog/fit/dense/sentences/lexical (s)",
             *[
                 "/".join(
                     f"{r['ingest_stages_s'].get(k, 0):.1f}"
-                    for k in ("catalog", "fit", "dense", "lexical")
+                    for k in ("catalog", "fit", "dense", "sentences", "lexical")
                 )
                 for r in s["rows"]
             ],
@@ -893,6 +905,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-peer", dest="peer", action="store_false", help="skip the LlamaIndex peer"
+    )
+    parser.add_argument(
+        "--encoder-sizes",
+        default="bundled",
+        help="sizes at which the sentence encoder runs when installed ('all' for every size; "
+        "elsewhere RAG_ASSISTANT_ENCODER__MODEL=off: encoding 100,000 papers takes hours)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default="", help="a remark printed with the results")
