@@ -91,6 +91,21 @@ def test_an_absolute_value_asked_where_only_a_change_is_stated():
     )
 
 
+def test_a_follow_up_asks_for_a_number_only_when_its_own_words_do():
+    """A condensed follow-up carries the earlier question as context: that turn's "how many"
+    is not what this one asks."""
+    condensed = "And how does it route them? (context: How many controllers does Quokka need?)"
+    asked = "And how does it route them?"
+    assert not policy("quantity").decide(condensed, sources()).answerable
+    decision = policy("quantity").decide(condensed, sources(), asked=asked)
+    assert decision.answerable and decision.analysis.quantity is None
+    again = "And how many controllers? (context: How does Quokka Routing route packets?)"
+    assert (
+        policy("quantity").decide(again, sources(), asked="And how many controllers?").verdict
+        == "not stated"
+    )
+
+
 def test_a_method_only_named_as_a_baseline():
     asked = "How does Heron Pooling select blocks?"
     decision = policy("in-passing").decide(asked, sources())
@@ -215,6 +230,16 @@ def test_a_not_stated_answer_leads_with_the_refusal_and_says_what_is_there(three
     assert answer.text.startswith(REFUSAL)
     assert "reports a change relative to a baseline" in answer.text
     assert [c.title for c in answer.citations] == ["Quokka Routing: Packets Follow the Scent"]
+
+
+def test_a_follow_up_is_not_refused_for_the_number_its_previous_turn_asked(three):
+    chat = three.conversation()
+    first = chat.ask("How many controllers does Quokka Routing need?")
+    assert first.refused and "controller" in first.text
+    follow = chat.ask("And how does it route the packets?")
+    assert "(context:" in follow.standalone_question
+    assert not follow.refused
+    assert follow.citations[0].title == "Quokka Routing: Packets Follow the Scent"
 
 
 def test_offline_claims_are_quotes_that_say_whether_they_address_the_question(three):

@@ -161,7 +161,7 @@ class ExtractiveAnswerer:
         ``question`` is the standalone one (it decides evidence and relevant papers), ``focus``
         the message as asked (what the sentences must answer now) and ``avoid`` the sentences
         the previous answer already quoted."""
-        decision = self.policy.decide(question, sources)
+        decision = self.policy.decide(question, sources, asked=focus)
         if not decision.answerable:
             # "not stated": the refusal, then what the closest abstracts do say, cited
             said = f" {decision.notice}" if decision.verdict == "not stated" else ""

@@ -251,7 +251,10 @@ class GeneratedAnswerer:
             sources=sources,
             standalone_question=request.standalone,
         )
-        decision = self.policy.decide(request.standalone, sources)
+        follow_up = request.standalone != request.question
+        decision = self.policy.decide(
+            request.standalone, sources, asked=request.question if follow_up else None
+        )
         if not decision.answerable:
             notices.append(f"Refused without calling the model: {decision.reason}.")
             for notice in notices:

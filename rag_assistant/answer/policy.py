@@ -192,8 +192,16 @@ class AnswerabilityPolicy:
 
     # --- the decision --------------------------------------------------------------------
 
-    def decide(self, question: str, sources: Sequence[Source]) -> Decision:
+    def decide(
+        self, question: str, sources: Sequence[Source], *, asked: str | None = None
+    ) -> Decision:
+        """``question`` as searched for; ``asked``: the message as the user wrote it, when
+        ``question`` is a follow-up condensed with an earlier turn. The subject comes from
+        the whole of ``question``; the kind of answer asked for (a number) from ``asked``
+        alone: an earlier turn's "how many" is not this turn's."""
         analysis = self.analyze(question)
+        if asked is not None:
+            analysis.quantity = _quantity(asked)
         texts = [Text.of(s.title + ". " + s.abstract) for s in sources]
         per_source = [self.coverage(analysis, t) for t in texts]
         best = max(per_source, default=0.0)
