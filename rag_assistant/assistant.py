@@ -145,6 +145,7 @@ class Assistant:
             df=lexical.df,
             rare_df=max(3, len(lexical) // 2000),
             signals=self.settings.answer.signals,
+            written=self.index.writes,
         )
 
     def answerer(self) -> Answerer:

@@ -22,7 +22,16 @@ from .store.parts import Store
 from .store.sentence_encoder import SentenceMatrix, SentenceScores
 from .store.vector_copy import VectorCopy, is_sqlite_file
 from .text.normalize import fold
-from .types import IndexStatus, IngestReport, Problem, Progress, Recovery, no_progress
+from .text.terms import query_terms
+from .types import (
+    IndexStatus,
+    IngestReport,
+    Problem,
+    Progress,
+    Recovery,
+    no_progress,
+    paper_id_of,
+)
 
 _WORD = re.compile(r"\w+")
 log = logging.getLogger(__name__)
@@ -236,6 +245,21 @@ class Index(Store):
             if len(titles) <= 4 * most and len(hits) <= most:
                 found.update((pid, found.get(pid, 0)) for pid in hits)
         return found
+
+    def writes(self, name: str, *, among: int = 50) -> bool:
+        """Some indexed text writes ``name`` ("FlashAttention-3"; case, and a hyphen, a dot or
+        a space between its parts, aside): a chunk among the ``among`` that BM25 ranks first
+        for its terms, or that chunk's paper's title."""
+        parts = [p for p in re.split(r"[-_.\s]+", fold(name)) if p]
+        if not parts:
+            return False
+        pattern = re.compile(r"(?<!\w)" + r"[-_.\s]?".join(re.escape(p) for p in parts) + r"(?!\w)")
+        hits = self.lexical_search(query_terms(name), among)
+        rows = self.catalog.chunks([chunk_id for chunk_id, _ in hits])
+        if any(pattern.search(fold(row.text)) for row in rows.values()):
+            return True
+        papers = self.catalog.papers(sorted({paper_id_of(c) for c in rows}))
+        return any(pattern.search(fold(paper.title)) for paper in papers.values())
 
     def dense_confidence(self, terms: Sequence[str]) -> float:
         """How far the dense side can be trusted for a question of these ``terms``: the

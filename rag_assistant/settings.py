@@ -156,12 +156,22 @@ class AnswerSettings(BaseModel):
         "answered when a sentence of a retrieved abstract is this close to it in meaning "
         "(cosine; chosen on eval/dev.jsonl, README, Evaluation); 1 turns it off.",
     )
-    signals: list[Literal["whole-words", "unknown-names", "in-passing", "quantity"]] = Field(
-        default_factory=lambda: ["whole-words", "unknown-names", "quantity", "in-passing"],
+    signals: list[
+        Literal["whole-words", "unknown-names", "unknown-versions", "in-passing", "quantity"]
+    ] = Field(
+        default_factory=lambda: [
+            "whole-words",
+            "unknown-names",
+            "unknown-versions",
+            "quantity",
+            "in-passing",
+        ],
         description="The answerability checks in force (answer/policy.py), each measured on "
         "eval/dev.jsonl and confirmed on eval/qa.jsonl (README, Evaluation): 'quantity' (a "
-        "number asked that no sentence states, or only as a change) and 'in-passing' (how a "
-        "name works, or what it is, asked when the papers only mention it).",
+        "number asked that no sentence states, or only as a change), 'in-passing' (how a "
+        "name works, or what it is, asked when the papers only mention it) and "
+        "'unknown-versions' (a name with a version, 'FlashAttention-3', that no indexed text "
+        "writes).",
     )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."

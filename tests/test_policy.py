@@ -6,6 +6,7 @@ path refusing through the same policy before the model is called."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -135,6 +136,69 @@ def test_an_unknown_word_capitalized_inside_the_question_is_an_unknown_name():
     assert decision.verdict == "off topic" and decision.unknown_names == ["Quebec"]
     assert 'no indexed abstract mentions "Quebec"' in decision.reason
     assert policy().decide(asked, sources()).answerable  # coverage alone would answer it
+
+
+def test_a_version_no_indexed_text_writes_is_an_unknown_name():
+    """ "Quokka" is known, "Quokka-3" is not: the version asked is not the one indexed."""
+    written = {"quokka-2"}
+
+    def versions(*signals: str) -> AnswerabilityPolicy:
+        made = policy(*signals)
+        made.written = lambda name: name.lower() in written
+        return made
+
+    asked = "How does Quokka-3 route packets?"
+    decision = versions("unknown-versions").decide(asked, sources())
+    assert decision.verdict == "off topic" and decision.unknown_names == ["Quokka-3"]
+    assert 'no indexed abstract mentions "Quokka-3"' in decision.reason
+    assert versions("unknown-versions").decide("How does Quokka-2 route packets?", sources())
+    assert versions().decide(asked, sources()).answerable  # the check off: answered
+
+
+def test_an_index_tells_which_versions_its_texts_write(tmp_path):
+    path = tmp_path / "versions.jsonl"
+    rows = [
+        {"title": "Quokka-2: Routing by Scent", "abstract": "Packets follow scent gradients."},
+        {"title": "Tuning Llamas", "abstract": "We tune Llama 3.1 and GPT-4o on packet traces."},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    writes = assistant.index.writes
+    assert writes("Quokka-2") and writes("QUOKKA-2")  # a title; case aside
+    assert writes("Llama-3.1") and writes("GPT-4o")  # "Llama 3.1": the separator aside
+    assert not writes("Quokka-3") and not writes("Llama-3.2") and not writes("GPT-4")
+    answer = assistant.ask("How does Quokka-7 route packets?")
+    assert answer.refused
+    assert 'No indexed abstract mentions "Quokka-7".' in answer.notices
+    assert not assistant.ask("How does Quokka-2 route packets?").refused
+
+
+def test_every_version_the_bundled_corpus_writes_is_known_and_no_other(assistant):
+    """Over every name with a version the bundled abstracts and titles write (57 of them:
+    "FlashAttention-2", "NLLB-54B", "GPT-4o", ...): each is known, and the same name with
+    its last number raised by 7 ("FlashAttention-9"), which no text writes, is not."""
+    from rag_assistant.answer.policy import _VERSIONED
+    from rag_assistant.corpus import bundled_corpus_dir
+    from rag_assistant.text.terms import names
+
+    text = "\n".join(p.read_text() for p in sorted(bundled_corpus_dir().iterdir()))
+    written = sorted({n for n in names(text) if _VERSIONED.fullmatch(n)})
+    assert len(written) >= 50
+    policy = assistant.policy()
+    assert [n for n in written if policy.unknown_names(f"What is {n}?")] == []
+
+    def raised(name: str) -> str:
+        last = list(re.finditer(r"\d+", name))[-1]
+        return name[: last.start()] + str(int(last.group()) + 7) + name[last.end() :]
+
+    never = [
+        r
+        for r in map(raised, written)
+        if not re.search(rf"(?<!\w){re.escape(r)}(?!\w)", text, re.IGNORECASE)
+    ]
+    assert len(never) >= 50
+    assert [r for r in never if policy.unknown_names(f"What is {r}?") != [r]] == []
 
 
 def test_a_sub_word_accident_is_not_evidence():

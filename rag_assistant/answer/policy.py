@@ -16,6 +16,9 @@ retrieved. The signals, none of them tied to the wording of any question set:
   checks below then look at those papers.
 * **unknown names** — a name of the question (:func:`~rag_assistant.text.terms.names`) that no
   indexed text uses: the question is about something else.
+* **unknown versions** — a name with a version or a size ("FlashAttention-3", "NLLB-54B")
+  that no indexed text writes, though its words are known (the corpus has "FlashAttention-2"):
+  an unknown name too (``written`` tells, see :meth:`~rag_assistant.index.Index.writes`).
 * **named only in passing** — a distinctive word of the question (one that few chunks use)
   that the retrieved papers use only in passing: never in a title, never in a sentence that
   presents a contribution ("we propose X", "X is a ..."), once in the abstract. The question
@@ -110,10 +113,18 @@ class Decision:
 class AnswerabilityPolicy:
     """Decides from the question and the retrieved sources. ``idf`` gives a term's rarity in
     the corpus, ``df`` the number of chunks holding it; ``spelled`` maps a term to the corpus
-    word spelled like it (None: unknown). ``signals`` names the checks in force (all by
-    default; the evaluation measures each by leaving it out)."""
+    word spelled like it (None: unknown); ``written`` whether some indexed text writes a
+    name. ``signals`` names the checks in force (all by default; the evaluation measures
+    each by leaving it out)."""
 
-    SIGNALS = ("whole-words", "unknown-names", "rarest", "in-passing", "quantity")
+    SIGNALS = (
+        "whole-words",
+        "unknown-names",
+        "unknown-versions",
+        "rarest",
+        "in-passing",
+        "quantity",
+    )
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class AnswerabilityPolicy:
         df: Callable[[str], int] | None = None,
         rare_df: int = 3,
         signals: Sequence[str] = SIGNALS,
+        written: Callable[[str], bool] | None = None,
     ) -> None:
         self.idf = idf
         self.min_evidence = min_evidence
@@ -133,6 +145,7 @@ class AnswerabilityPolicy:
         self.df = df
         self.rare_df = rare_df
         self.signals = frozenset(signals)
+        self.written = written
 
     # --- what the question asks -----------------------------------------------------------
 
@@ -180,13 +193,21 @@ class AnswerabilityPolicy:
     def unknown_names(self, question: str) -> list[str]:
         """The names in ``question`` (and the words it capitalizes inside a sentence) that no
         indexed text uses, nor anything spelled almost like them: a question about something
-        the corpus never mentions."""
-        if self.spelled is None or "unknown-names" not in self.signals:
-            return []
+        the corpus never mentions; with "unknown-versions", also the names with a version
+        that no indexed text writes ("FlashAttention-3" where the corpus has "-2" only)."""
+        spelled, written = self.spelled, self.written
+        if "unknown-names" not in self.signals:
+            spelled = None
+        if "unknown-versions" not in self.signals:
+            written = None
         unknown = []
-        for name in _written_as_names(question):
+        for name in _written_as_names(question) if spelled or written else ():
             words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
-            if any(self.spelled(t) is None for t in words):
+            never_used = spelled is not None and any(spelled(t) is None for t in words)
+            never_written = (
+                written is not None and bool(_VERSIONED.fullmatch(name)) and not written(name)
+            )
+            if never_used or never_written:
                 unknown.append(name)
         return unknown
 
@@ -381,6 +402,10 @@ def compatible(a: str, b: str) -> bool:
 
 
 # --- contributions, quantities ------------------------------------------------------------
+
+_VERSIONED = re.compile(r"[A-Za-z]\w*[A-Za-z][-_.]v?\d[\w.]*", re.IGNORECASE)
+"""A name with a version or a size after a separator ("FlashAttention-3", "Llama-3.1",
+"NLLB-54B"): each of its words can be known while the name is not."""
 
 _CAPITALIZED = re.compile(r"(?<=[a-z,;:]\s)[A-Z][a-z]+[A-Za-z]*")
 """A capitalized word inside a sentence (after a lower-case word): written as a name."""
