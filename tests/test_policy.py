@@ -18,6 +18,7 @@ from rag_assistant.answer.policy import (
     asked_about,
     asks_for_papers,
     compatible,
+    numbers_in,
 )
 from rag_assistant.types import REFUSAL, Source
 
@@ -105,6 +106,23 @@ def test_a_follow_up_asks_for_a_number_only_when_its_own_words_do():
         policy("quantity").decide(again, sources(), asked="And how many controllers?").verdict
         == "not stated"
     )
+
+
+def test_a_number_written_with_its_unit_is_a_number():
+    said = "Quokka fits LLaMa2-7B in 21GB of memory, answers in 20ms and trains in 3 h."
+    assert [m.group(0) for m in numbers_in(said)] == ["21GB", "20ms", "3 h"]  # not "2-7B"
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "How much memory does Quokka need?"
+    assert policy("quantity").decide(asked, [source]).answerable
+
+
+def test_a_number_the_title_states_is_stated():
+    abstract = "Quokka Routing follows the scent of packets. It beats shortest paths."
+    titled = Source("p1", "Quokka Routing From 8 Scents", 1.0, abstract, abstract, rank=1)
+    untitled = Source("p1", "Quokka Routing", 1.0, abstract, abstract, rank=1)
+    asked = "How many scents does Quokka Routing follow?"
+    assert policy("quantity").decide(asked, [titled]).answerable
+    assert policy("quantity").decide(asked, [untitled]).verdict == "not stated"
 
 
 def test_a_method_only_named_as_a_baseline():

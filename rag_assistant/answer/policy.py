@@ -321,7 +321,8 @@ class AnswerabilityPolicy:
         stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
         for i in relevant:
             title = set(terms(sources[i].title))
-            for sentence in sentences(sources[i].abstract):
+            # the title states things too ("... Dense Retrieval From 8 Examples")
+            for sentence in [sources[i].title, *sentences(sources[i].abstract)]:
                 numbers = numbers_in(sentence)
                 if not numbers:
                     continue
@@ -477,7 +478,8 @@ def _central(term: str, source: Source) -> bool:
 
 
 _NUMBER = re.compile(
-    r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?(?:%|x\b|×|times\b|k\b|m\b|b\b))?(?![\w])"
+    r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?(?:%|x\b|×|times\b|k\b|m\b|b\b|[kmgt]i?b\b|ms\b|s\b|h\b))?"
+    r"(?![\w])"
     r"|\b(two|three|four|five|six|seven|eight|nine|ten|twice|double|half|hundreds?|"
     r"thousands?|millions?|billions?)\b",
     re.IGNORECASE,
