@@ -42,6 +42,12 @@ from .policy import (
 # a sentence close in meaning to the question (the sentence encoder's cosine) scores higher:
 # weight 0.5 chosen on eval/dev.jsonl (0, 0.25, 0.5, 1.0), confirmed on eval/qa.jsonl (README)
 MEANING_WEIGHT = 0.5
+# After each relevant paper's best sentence, a sentence is quoted while its score is at least
+# this share of the best one's, up to PER_PAPER sentences of a paper (one more when a single
+# paper is relevant) and max_sentences in all: 0.45 and 4 chosen on eval/dev.jsonl (0.55 / 3
+# before; 0.35, and 5, quoted no more key facts), confirmed on eval/qa.jsonl (README)
+KEEP_SHARE = 0.45
+PER_PAPER = 4
 
 _CUES = re.compile(
     r"\b(we (propose|present|introduce|develop|design|show|find|demonstrate|achieve)|"
@@ -91,7 +97,7 @@ class ExtractiveAnswerer:
         judge: SupportJudge,
         *,
         answer: AnswerSettings | None = None,
-        per_paper: int = 3,
+        per_paper: int = PER_PAPER,
         reason: str | None = None,
     ) -> None:
         self.policy = policy
@@ -241,7 +247,7 @@ class ExtractiveAnswerer:
         for cand in sorted(candidates, key=lambda c: -c.score):
             if len(chosen) >= most:
                 break
-            if cand in chosen or cand.score < 0.55 * top_score:
+            if cand in chosen or cand.score < KEEP_SHARE * top_score:
                 continue
             if sum(c.paper_index == cand.paper_index for c in chosen) >= self._limit(relevant):
                 continue
@@ -252,9 +258,20 @@ class ExtractiveAnswerer:
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
-        # a paper's own statements first: background never leads its paragraph
+        # each paper's paragraph leads with its sentence that answers best, then its own
+        # statements in reading order: background never leads
+        leads = {}
+        for c in chosen:
+            if not c.background and c.score > leads.get(c.paper_index, (-math.inf, None))[0]:
+                leads[c.paper_index] = (c.score, c)
         order = sorted(
-            chosen, key=lambda c: (relevant.index(c.paper_index), c.background, c.position)
+            chosen,
+            key=lambda c: (
+                relevant.index(c.paper_index),
+                leads.get(c.paper_index, (0, None))[1] is not c,
+                c.background,
+                c.position,
+            ),
         )
         paragraphs: list[str] = []
         current = -1
