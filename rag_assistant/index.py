@@ -258,8 +258,8 @@ class Index(Store):
         rows = self.catalog.chunks([chunk_id for chunk_id, _ in hits])
         if any(pattern.search(fold(row.text)) for row in rows.values()):
             return True
-        papers = self.catalog.papers(sorted({paper_id_of(c) for c in rows}))
-        return any(pattern.search(fold(paper.title)) for paper in papers.values())
+        titles = self.catalog.titles(sorted({paper_id_of(c) for c in rows}))
+        return any(pattern.search(fold(title)) for title in titles.values())
 
     def dense_confidence(self, terms: Sequence[str]) -> float:
         """How far the dense side can be trusted for a question of these ``terms``: the

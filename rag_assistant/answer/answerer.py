@@ -28,6 +28,12 @@ class Request:
     notices: list[str] = field(default_factory=list)
     stream: bool = True
 
+    @property
+    def asked(self) -> str | None:
+        """The message as the user wrote it when it was condensed with earlier turns (a
+        follow-up), else None."""
+        return self.question if self.standalone != self.question else None
+
 
 class Answerer(Protocol):
     mode: Literal["offline", "llm"]

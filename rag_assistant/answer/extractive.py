@@ -111,19 +111,13 @@ class ExtractiveAnswerer:
     # --- the Answerer protocol ----------------------------------------------------------
 
     def events(self, request: Request, sources: list[Source]) -> Iterator[Event]:
-        follow_up = request.standalone != request.question
         previous = request.history[-1] if request.history else None
         quoted = (
             [c.text for c in previous.answer.claims]
-            if follow_up and isinstance(previous, Turn)
+            if request.asked is not None and isinstance(previous, Turn)
             else []
         )
-        extract = self.extract(
-            request.standalone,
-            sources,
-            focus=request.question if follow_up else None,
-            avoid=quoted,
-        )
+        extract = self.extract(request.standalone, sources, focus=request.asked, avoid=quoted)
         text, citations, warnings = resolve(extract.text, sources)
         notice = f"{OFFLINE_NOTICE} ({self.reason})" if self.reason else OFFLINE_NOTICE
         notices = [notice, *request.notices]
@@ -260,15 +254,15 @@ class ExtractiveAnswerer:
 
         # each paper's paragraph leads with its sentence that answers best, then its own
         # statements in reading order: background never leads
-        leads = {}
-        for c in chosen:
-            if not c.background and c.score > leads.get(c.paper_index, (-math.inf, None))[0]:
-                leads[c.paper_index] = (c.score, c)
+        lead: dict[int, Picked] = {}
+        for c in sorted(chosen, key=lambda c: -c.score):
+            if not c.background:
+                lead.setdefault(c.paper_index, c)
         order = sorted(
             chosen,
             key=lambda c: (
                 relevant.index(c.paper_index),
-                leads.get(c.paper_index, (0, None))[1] is not c,
+                lead.get(c.paper_index) is not c,
                 c.background,
                 c.position,
             ),

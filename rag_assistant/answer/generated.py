@@ -251,10 +251,7 @@ class GeneratedAnswerer:
             sources=sources,
             standalone_question=request.standalone,
         )
-        follow_up = request.standalone != request.question
-        decision = self.policy.decide(
-            request.standalone, sources, asked=request.question if follow_up else None
-        )
+        decision = self.policy.decide(request.standalone, sources, asked=request.asked)
         if not decision.answerable:
             notices.append(f"Refused without calling the model: {decision.reason}.")
             for notice in notices:

@@ -200,8 +200,10 @@ class AnswerabilityPolicy:
             spelled = None
         if "unknown-versions" not in self.signals:
             written = None
+        if spelled is None and written is None:
+            return []
         unknown = []
-        for name in _written_as_names(question) if spelled or written else ():
+        for name in _written_as_names(question):
             words = [t for t in query_terms(name) if not t[0].isdigit() and len(t) >= 3]
             never_used = spelled is not None and any(spelled(t) is None for t in words)
             never_written = (
