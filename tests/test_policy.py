@@ -413,3 +413,37 @@ def test_a_question_asking_for_papers_has_room_for_each_of_them(tmp_path):
     assert not listed.refused and not asked.refused
     assert 5 < len(listed.claims) <= 8
     assert len(asked.claims) <= 5
+
+
+def test_a_question_naming_a_paper_is_answered_from_that_paper(tmp_path):
+    """A question about a named method was answered from its paper and from the papers beside
+    it that share its words (a competitor comparing against it): the named paper — a name of
+    the question in its title — is the one quoted. A list question keeps every paper."""
+    records = [
+        {
+            "title": "Wombat Routing: Scent Gradients for Mesh Networks",
+            "abstract": "We propose Wombat Routing, which routes packets along scent gradients. "
+            "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load.",
+        },
+        {
+            "title": "Scent-Free Mesh Routing",
+            "abstract": "Mesh routing by scent gradients, as in Wombat Routing, floods the "
+            "network under heavy load. We route packets in mesh networks without scent, "
+            "cutting routing latency by 12% under heavy load.",
+        },
+    ]
+    # routing is common here, as in any corpus about it: only "Wombat" names a paper
+    others = [
+        {"title": f"{topic} Routing", "abstract": f"We study {topic.lower()} routing of packets."}
+        for topic in ("Greedy", "Geographic", "Multipath", "Adaptive")
+    ]
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records + others))
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    named = assistant.ask("How much does Wombat Routing cut routing latency in mesh networks?")
+    assert not named.refused
+    assert {c.title for c in named.citations} == {records[0]["title"]}
+    assert "41%" in named.text and "12%" not in named.text
+    listed = assistant.ask("Which papers cut routing latency in mesh networks, as Wombat Routing?")
+    assert {c.title for c in listed.citations} == {r["title"] for r in records}

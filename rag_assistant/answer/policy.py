@@ -86,7 +86,9 @@ class Decision:
     """For 'not stated': what the closest abstracts do say, with ``[n]`` source numbers."""
     relevant: list[int] = field(default_factory=list)
     """The sources (indexes) worth quoting: those whose coverage is near the best, or, for
-    a question answered by meaning, those close enough to it in meaning."""
+    a question answered by meaning, those close enough to it in meaning; of them, only the
+    papers whose title holds a name the question asks about, when some does (and the
+    question does not ask for a list of papers)."""
 
     @property
     def reason(self) -> str | None:
@@ -265,6 +267,12 @@ class AnswerabilityPolicy:
             relevant = close
         else:
             return decision("off topic")
+        # a question naming a paper (a name in its title) is answered from that paper, not
+        # from the papers beside it that share its words; a list question keeps them all
+        if not asks_for_papers(question):
+            subject = set(self._subject(question, analysis))
+            named = [i for i in relevant if subject & set(terms(sources[i].title))]
+            relevant = named or relevant
         if "in-passing" in self.signals:
             passing = self._named_in_passing(question, analysis, sources, relevant)
             if passing:
