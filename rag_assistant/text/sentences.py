@@ -67,7 +67,9 @@ def split_sentences(text: str) -> tuple[tuple[int, int], ...]:
     for match in _boundaries(text):
         end = match.start() + len(match.group(1) or "")
         before = text[start : match.start()]
-        word = before.rsplit(None, 1)[-1].lower().rstrip(".!?") if before.strip() else ""
+        # the word before the period, without the bracket or quote it may open with: "(e.g"
+        word = before.rsplit(None, 1)[-1] if before.strip() else ""
+        word = word.lower().rstrip(".!?").lstrip("([{\"'")
         if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
             continue
         if end - start >= 2:
