@@ -17,6 +17,7 @@ from rag_assistant.answer.policy import (
     _quantity,
     asked_about,
     asks_for_papers,
+    asks_to_define,
     compatible,
     numbers_in,
 )
@@ -447,3 +448,29 @@ def test_a_question_naming_a_paper_is_answered_from_that_paper(tmp_path):
     assert "41%" in named.text and "12%" not in named.text
     listed = assistant.ask("Which papers cut routing latency in mesh networks, as Wombat Routing?")
     assert {c.title for c in listed.citations} == {r["title"] for r in records}
+
+
+def test_what_is_x_leads_with_the_sentence_presenting_x(tmp_path):
+    """Issue 12: "What is HyperAttention?" led with a speed-up, not with "We present an
+    approximate attention mechanism named HyperAttention". A question asking what a named
+    thing is gets the sentence presenting it first; "what's X's latency?" asks for a number."""
+    assert asks_to_define("What is Wombat Routing and how fast is it?") == {"wombat"}
+    assert asks_to_define("what's Wombat's latency?") == set()
+    assert asks_to_define("What is the latency of Wombat Routing?") == set()
+    abstract = (
+        "Mesh networks need routing that survives heavy load. "
+        "We propose Wombat, a routing protocol that follows scent gradients. "
+        "Wombat reduces routing latency by 41% and improves delivery by 12% in mesh networks "
+        "under heavy load, and Wombat speeds up recovery after link failures. "
+        "Wombat needs no central controller."
+    )
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"title": "Fast Mesh Routing", "abstract": abstract}) + "\n")
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    for question in ("What is Wombat?", "What is Wombat and how fast is it?"):
+        answer = assistant.ask(question)
+        assert answer.text.startswith("We propose Wombat, a routing protocol"), answer.text
+        assert "41%" in answer.text  # the result is still quoted, after the definition
+    asked = assistant.ask("How much does Wombat reduce routing latency?")
+    assert asked.text.startswith("Wombat reduces routing latency by 41%"), asked.text

@@ -35,6 +35,7 @@ from .policy import (
     Decision,
     Text,
     asks_for_papers,
+    asks_to_define,
     numbers_in,
 )
 
@@ -252,9 +253,14 @@ class ExtractiveAnswerer:
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
-        # each paper's paragraph leads with its sentence that answers best, then its own
-        # statements in reading order: background never leads
+        # each paper's paragraph leads with its sentence that answers best (for "what is X?",
+        # its sentence presenting X), then its own statements in reading order: background
+        # never leads
+        defined = asks_to_define(focus or question)
         lead: dict[int, Picked] = {}
+        for c in sorted(chosen, key=lambda c: c.position):
+            if defined & set(terms(c.text)) and CONTRIBUTION.search(c.text):
+                lead.setdefault(c.paper_index, c)
         for c in sorted(chosen, key=lambda c: -c.score):
             if not c.background:
                 lead.setdefault(c.paper_index, c)

@@ -443,6 +443,24 @@ def asked_about(question: str) -> set[str]:
     return {t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))}
 
 
+_WHAT_IS = re.compile(
+    r"\bwhat(?:\s+is|\s+are|'s|\u2019s)\s+(?P<subject>[\w.+-]+)(?!['\u2019]s)", re.IGNORECASE
+)
+
+
+def asks_to_define(question: str) -> set[str]:
+    """The terms of the name a question asks to be defined ("What is HyperAttention?" →
+    hyperattent); empty when what follows "what is" is not a name ("what is the accuracy of
+    X" asks for a number)."""
+    written = set(_written_as_names(question))
+    return {
+        t
+        for m in _WHAT_IS.finditer(question)
+        if m.group("subject") in written
+        for t in query_terms(m.group("subject"))
+    }
+
+
 _PAPERS = re.compile(
     r"\b(?:which|what|any|are\s+there|is\s+there|list|name)\b[^?]{0,30}\b(?:papers?|work|works|"
     r"studies|approaches|methods)\b",
