@@ -370,6 +370,15 @@ def test_the_model_path_refuses_through_the_same_policy_before_calling_the_model
     )
 
 
+def ingested(tmp_path, records: list[dict]) -> Assistant:
+    """An assistant over ``records`` (title, abstract) alone."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
+    assistant.ingest([path])
+    return assistant
+
+
 def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_path):
     """Issue 12: background sentences ("Packet routing in mesh networks ...") were quoted
     before the sentence that states the result. What an abstract says before it says what the
@@ -380,10 +389,7 @@ def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_pa
         "We propose Wombat Routing, which routes packets along scent gradients. "
         "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load."
     )
-    path = tmp_path / "one.jsonl"
-    path.write_text(json.dumps({"title": "Wombat Routing", "abstract": abstract}) + "\n")
-    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
-    assistant.ingest([path])
+    assistant = ingested(tmp_path, [{"title": "Wombat Routing", "abstract": abstract}])
     answer = assistant.ask("How much does Wombat Routing cut latency in mesh networks?")
     assert not answer.refused
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
@@ -405,10 +411,7 @@ def test_a_question_asking_for_papers_has_room_for_each_of_them(tmp_path):
         }
         for i, name in enumerate(["Wombat", "Numbat", "Quokka", "Bilby"])
     ]
-    path = tmp_path / "four.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
-    assistant.ingest([path])
+    assistant = ingested(tmp_path, records)
     listed = assistant.ask("Which papers route packets by scent gradients on mesh networks?")
     asked = assistant.ask("How do scent routing methods route packets on mesh networks?")
     assert not listed.refused and not asked.refused
@@ -438,10 +441,7 @@ def test_a_question_naming_a_paper_is_answered_from_that_paper(tmp_path):
         {"title": f"{topic} Routing", "abstract": f"We study {topic.lower()} routing of packets."}
         for topic in ("Greedy", "Geographic", "Multipath", "Adaptive")
     ]
-    path = tmp_path / "papers.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records + others))
-    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
-    assistant.ingest([path])
+    assistant = ingested(tmp_path, records + others)
     named = assistant.ask("How much does Wombat Routing cut routing latency in mesh networks?")
     assert not named.refused
     assert {c.title for c in named.citations} == {records[0]["title"]}
@@ -464,10 +464,7 @@ def test_what_is_x_leads_with_the_sentence_presenting_x(tmp_path):
         "under heavy load, and Wombat speeds up recovery after link failures. "
         "Wombat needs no central controller."
     )
-    path = tmp_path / "one.jsonl"
-    path.write_text(json.dumps({"title": "Fast Mesh Routing", "abstract": abstract}) + "\n")
-    assistant = Assistant(home=tmp_path / "home", auto_ingest_bundled=False)
-    assistant.ingest([path])
+    assistant = ingested(tmp_path, [{"title": "Fast Mesh Routing", "abstract": abstract}])
     for question in ("What is Wombat?", "What is Wombat and how fast is it?"):
         answer = assistant.ask(question)
         assert answer.text.startswith("We propose Wombat, a routing protocol"), answer.text
