@@ -19,6 +19,7 @@ from rag_assistant.answer.policy import (
     asks_for_papers,
     asks_to_define,
     compatible,
+    defines,
     numbers_in,
 )
 from rag_assistant.types import REFUSAL, Source
@@ -471,3 +472,21 @@ def test_what_is_x_leads_with_the_sentence_presenting_x(tmp_path):
         assert "41%" in answer.text  # the result is still quoted, after the definition
     asked = assistant.ask("How much does Wombat reduce routing latency?")
     assert asked.text.startswith("Wombat reduces routing latency by 41%"), asked.text
+
+
+def test_how_does_x_work_leads_with_the_sentence_saying_what_x_is(tmp_path):
+    """ "How does speculative decoding work?" led with "we propose Token Recycling", while
+    the abstract's "Speculative decoding represents a lossless approach ..." (background to
+    that paper, the answer to this question) came after it."""
+    assert defines("How does scent routing work?", "Scent routing is a family of protocols.")
+    assert defines("What is scent routing?", "Scent routing (SR) refers to forwarding.")
+    assert not defines("How does scent routing work?", "We propose Wombat, a scent router.")
+    abstract = (
+        "Scent routing is a family of protocols that forward each packet toward a stronger "
+        "scent left by earlier packets. "
+        "We propose Wombat, a scent routing protocol for mesh networks. "
+        "Wombat reduces routing latency by 41% under heavy load."
+    )
+    assistant = ingested(tmp_path, [{"title": "Wombat", "abstract": abstract}])
+    answer = assistant.ask("How does scent routing work?")
+    assert answer.text.startswith("Scent routing is a family of protocols"), answer.text

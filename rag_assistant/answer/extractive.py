@@ -35,7 +35,7 @@ from .policy import (
     Decision,
     Text,
     asks_for_papers,
-    asks_to_define,
+    defines,
     numbers_in,
 )
 
@@ -253,13 +253,12 @@ class ExtractiveAnswerer:
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
-        # each paper's paragraph leads with its sentence that answers best (for "what is X?",
-        # its sentence presenting X), then its own statements in reading order: background
-        # never leads
-        defined = asks_to_define(focus or question)
+        # each paper's paragraph leads with its sentence that answers best (for "what is X?"
+        # or "how does X work?", the one saying what X is), then its own statements in
+        # reading order: background never leads, unless it is what defines X
         lead: dict[int, Picked] = {}
         for c in sorted(chosen, key=lambda c: c.position):
-            if defined & set(terms(c.text)) and CONTRIBUTION.search(c.text):
+            if defines(focus or question, c.text):
                 lead.setdefault(c.paper_index, c)
         for c in sorted(chosen, key=lambda c: -c.score):
             if not c.background:

@@ -446,6 +446,13 @@ def asked_about(question: str) -> set[str]:
 _WHAT_IS = re.compile(
     r"\bwhat(?:\s+is|\s+are|'s|\u2019s)\s+(?P<subject>[\w.+-]+)(?!['\u2019]s)", re.IGNORECASE
 )
+# "what is knowledge distillation?", "how does speculative decoding work?": a thing in words
+_CONCEPT = re.compile(
+    r"\b(?:what\s+(?:is|are)|what's|what\u2019s|how\s+(?:does|do)|explain)\s+(?:the\s+|an?\s+)?"
+    r"(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)(?=\s+work\b|\s*[?,.;]|\s+and\b|\s*$)",
+    re.IGNORECASE,
+)
+_COPULA = r"(?:\s*\([^)]{1,40}\))?,?\s+(?:is|are|represents?|refers\s+to|denotes|means)\b"
 
 
 def asks_to_define(question: str) -> set[str]:
@@ -459,6 +466,20 @@ def asks_to_define(question: str) -> set[str]:
         if m.group("subject") in written
         for t in query_terms(m.group("subject"))
     }
+
+
+def defines(question: str, sentence: str) -> bool:
+    """``sentence`` says what the question asks to be defined: it presents the name asked
+    about ("We present ... named HyperAttention" for "What is HyperAttention?"), or opens
+    with the thing asked about and says what it is ("Speculative decoding represents a
+    lossless approach ..." for "How does speculative decoding work?")."""
+    named = asks_to_define(question)
+    if named and named & set(terms(sentence)) and CONTRIBUTION.search(sentence):
+        return True
+    return any(
+        re.match(r"^\W*(?:the\s+|an?\s+)?" + re.escape(m.group("phrase")) + _COPULA, sentence, re.I)
+        for m in _CONCEPT.finditer(question)
+    )
 
 
 _PAPERS = re.compile(
