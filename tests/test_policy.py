@@ -390,8 +390,9 @@ def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_pa
         "We propose Wombat Routing, which routes packets along scent gradients. "
         "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load."
     )
-    assistant = ingested(tmp_path, [{"title": "Wombat Routing", "abstract": abstract}])
-    answer = assistant.ask("How much does Wombat Routing cut latency in mesh networks?")
+    answer = ingested(tmp_path, [{"title": "Wombat Routing", "abstract": abstract}]).ask(
+        "How much does Wombat Routing cut latency in mesh networks?"
+    )
     assert not answer.refused
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
 
@@ -487,6 +488,7 @@ def test_how_does_x_work_leads_with_the_sentence_saying_what_x_is(tmp_path):
         "We propose Wombat, a scent routing protocol for mesh networks. "
         "Wombat reduces routing latency by 41% under heavy load."
     )
-    assistant = ingested(tmp_path, [{"title": "Wombat", "abstract": abstract}])
-    answer = assistant.ask("How does scent routing work?")
+    answer = ingested(tmp_path, [{"title": "Wombat", "abstract": abstract}]).ask(
+        "How does scent routing work?"
+    )
     assert answer.text.startswith("Scent routing is a family of protocols"), answer.text
