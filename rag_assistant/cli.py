@@ -430,7 +430,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         return 0
     for event in assistant.stream(args.question, k=args.k):
         if isinstance(event, Status) and event.kind == "notice":
-            print(f"({event.message})")
+            print(f"Note: {event.message}\n")
         elif isinstance(event, TextDelta):
             sys.stdout.write(event.text)
             sys.stdout.flush()

@@ -120,7 +120,8 @@ class ExtractiveAnswerer:
         )
         extract = self.extract(request.standalone, sources, focus=request.asked, avoid=quoted)
         text, citations, warnings = resolve(extract.text, sources)
-        notice = f"{OFFLINE_NOTICE} ({self.reason})" if self.reason else OFFLINE_NOTICE
+        # "... no language model was used (no OPENAI_API_KEY or OPENAI_BASE_URL is set)."
+        notice = f"{OFFLINE_NOTICE[:-1]} ({self.reason})." if self.reason else OFFLINE_NOTICE
         notices = [notice, *request.notices]
         if extract.decision.unknown_names:
             notices.append(extract.decision.notice)
