@@ -380,19 +380,23 @@ def ingested(tmp_path, records: list[dict]) -> Assistant:
     return assistant
 
 
+def first_answer(tmp_path, title: str, said: list[str], question: str):
+    """The answer to ``question`` over one paper whose abstract is the sentences ``said``."""
+    return ingested(tmp_path, [{"title": title, "abstract": " ".join(said)}]).ask(question)
+
+
 def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_path):
     """Issue 12: background sentences ("Packet routing in mesh networks ...") were quoted
     before the sentence that states the result. What an abstract says before it says what the
     paper does is background: it counts less, and never leads the paper's quotes."""
-    abstract = (
-        "Packet routing in mesh networks suffers from high latency under heavy load. "
-        "Existing mesh routing protocols flood the network to find a route. "
-        "We propose Wombat Routing, which routes packets along scent gradients. "
-        "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load."
-    )
-    answer = ingested(tmp_path, [{"title": "Wombat Routing", "abstract": abstract}]).ask(
-        "How much does Wombat Routing cut latency in mesh networks?"
-    )
+    said = [
+        "Packet routing in mesh networks suffers from high latency under heavy load.",
+        "Existing mesh routing protocols flood the network to find a route.",
+        "We propose Wombat Routing, which routes packets along scent gradients.",
+        "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load.",
+    ]
+    asked = "How much does Wombat Routing cut latency in mesh networks?"
+    answer = first_answer(tmp_path, "Wombat Routing", said, asked)
     assert not answer.refused
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
 
@@ -482,13 +486,11 @@ def test_how_does_x_work_leads_with_the_sentence_saying_what_x_is(tmp_path):
     assert defines("How does scent routing work?", "Scent routing is a family of protocols.")
     assert defines("What is scent routing?", "Scent routing (SR) refers to forwarding.")
     assert not defines("How does scent routing work?", "We propose Wombat, a scent router.")
-    abstract = (
+    said = [
         "Scent routing is a family of protocols that forward each packet toward a stronger "
-        "scent left by earlier packets. "
-        "We propose Wombat, a scent routing protocol for mesh networks. "
-        "Wombat reduces routing latency by 41% under heavy load."
-    )
-    answer = ingested(tmp_path, [{"title": "Wombat", "abstract": abstract}]).ask(
-        "How does scent routing work?"
-    )
+        "scent left by earlier packets.",
+        "We propose Wombat, a scent routing protocol for mesh networks.",
+        "Wombat reduces routing latency by 41% under heavy load.",
+    ]
+    answer = first_answer(tmp_path, "Wombat", said, "How does scent routing work?")
     assert answer.text.startswith("Scent routing is a family of protocols"), answer.text

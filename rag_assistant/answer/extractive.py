@@ -121,7 +121,9 @@ class ExtractiveAnswerer:
         extract = self.extract(request.standalone, sources, focus=request.asked, avoid=quoted)
         text, citations, warnings = resolve(extract.text, sources)
         # "... no language model was used (no OPENAI_API_KEY or OPENAI_BASE_URL is set)."
-        notice = f"{OFFLINE_NOTICE[:-1]} ({self.reason})." if self.reason else OFFLINE_NOTICE
+        notice = OFFLINE_NOTICE
+        if self.reason:
+            notice = f"{OFFLINE_NOTICE.removesuffix('.')} ({self.reason})."
         notices = [notice, *request.notices]
         if extract.decision.unknown_names:
             notices.append(extract.decision.notice)

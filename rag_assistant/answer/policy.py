@@ -31,6 +31,7 @@ retrieved. The signals, none of them tied to the wording of any question set:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -473,13 +474,21 @@ def defines(question: str, sentence: str) -> bool:
     about ("We present ... named HyperAttention" for "What is HyperAttention?"), or opens
     with the thing asked about and says what it is ("Speculative decoding represents a
     lossless approach ..." for "How does speculative decoding work?")."""
-    named = asks_to_define(question)
+    named, openings = _definition(question)
     if named and named & set(terms(sentence)) and CONTRIBUTION.search(sentence):
         return True
-    return any(
-        re.match(r"^\W*(?:the\s+|an?\s+)?" + re.escape(m.group("phrase")) + _COPULA, sentence, re.I)
+    return any(opening.match(sentence) for opening in openings)
+
+
+@functools.lru_cache(maxsize=256)
+def _definition(question: str) -> tuple[frozenset[str], tuple[re.Pattern[str], ...]]:
+    """What :func:`defines` looks for, read from the question once (it is asked of each
+    quoted sentence): the name's terms, and the openings that define the thing in words."""
+    openings = tuple(
+        re.compile(r"^\W*(?:the\s+|an?\s+)?" + re.escape(m.group("phrase")) + _COPULA, re.I)
         for m in _CONCEPT.finditer(question)
     )
+    return frozenset(asks_to_define(question)), openings
 
 
 _PAPERS = re.compile(
