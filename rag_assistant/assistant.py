@@ -146,6 +146,7 @@ class Assistant:
             rare_df=max(3, len(lexical) // 2000),
             signals=self.settings.answer.signals,
             written=self.index.writes,
+            named=self.index.papers_named,
         )
 
     def answerer(self) -> Answerer:

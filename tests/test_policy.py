@@ -385,6 +385,12 @@ def first_answer(tmp_path, title: str, said: list[str], question: str):
     return ingested(tmp_path, [{"title": title, "abstract": " ".join(said)}]).ask(question)
 
 
+def cited(answer) -> set[str]:
+    """The titles an answer cites (it must answer)."""
+    assert not answer.refused
+    return {c.title for c in answer.citations}
+
+
 def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_path):
     """Issue 12: background sentences ("Packet routing in mesh networks ...") were quoted
     before the sentence that states the result. What an abstract says before it says what the
@@ -449,11 +455,49 @@ def test_a_question_naming_a_paper_is_answered_from_that_paper(tmp_path):
     ]
     assistant = ingested(tmp_path, records + others)
     named = assistant.ask("How much does Wombat Routing cut routing latency in mesh networks?")
-    assert not named.refused
-    assert {c.title for c in named.citations} == {records[0]["title"]}
+    assert cited(named) == {records[0]["title"]}
     assert "41%" in named.text and "12%" not in named.text
     listed = assistant.ask("Which papers cut routing latency in mesh networks, as Wombat Routing?")
     assert {c.title for c in listed.citations} == {r["title"] for r in records}
+
+
+def test_a_paper_named_by_a_name_of_common_words_is_the_one_answering(tmp_path):
+    """ "What is R-Tuning ...?" and "... the INTERS dataset" were answered from five papers:
+    the name's words ("tuning", "inters" as "inter") are common, so no distinctive word of the
+    question named the paper. A name of the question that a title holds whole names it; of
+    "SLUE Phase-2", the title holding both names ("SLUE Phase-2: ...") before "SLUE: ..."."""
+    tuning = [
+        {
+            "title": f"{kind} Tuning Makes Models Refuse",
+            "abstract": f"We study {kind.lower()} tuning, which tunes models to refuse questions "
+            f"they cannot answer. Unlike R-Tuning, {kind.lower()} tuning reaches a refusal "
+            f"accuracy of {60 + i}%.",
+        }
+        for i, kind in enumerate(["Prompt", "Prefix", "Adapter", "Ladder", "Bias"])
+    ]
+    records = [
+        {
+            "title": "R-Tuning: Teaching Models to Refuse",
+            "abstract": "We propose R-Tuning, which tunes models to refuse questions they cannot "
+            "answer. R-Tuning reaches a refusal accuracy of 81%.",
+        },
+        {
+            "title": "SLUE: Spoken Language Tasks",
+            "abstract": "We present SLUE, spoken language tasks: named entity recognition and "
+            "sentiment analysis on speech. Its phase 2 will add more spoken language tasks.",
+        },
+        {
+            "title": "SLUE Phase-2: More Spoken Language Tasks",
+            "abstract": "We present SLUE Phase-2, which adds spoken language tasks: question "
+            "answering and dialog act classification on speech.",
+        },
+    ]
+    assistant = ingested(tmp_path, tuning + records)
+    answer = assistant.ask("What refusal accuracy does R-Tuning reach when it tunes models?")
+    assert cited(answer) == {records[0]["title"]}
+    assert "81%" in answer.text and "60%" not in answer.text
+    phase2 = assistant.ask("Which spoken language tasks does SLUE Phase-2 add?")
+    assert cited(phase2) == {records[2]["title"]}
 
 
 def test_what_is_x_leads_with_the_sentence_presenting_x(tmp_path):

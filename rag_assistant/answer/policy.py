@@ -27,6 +27,11 @@ retrieved. The signals, none of them tied to the wording of any question set:
   "how fast") and no sentence of the relevant papers states a number with the quantity asked
   for; or it asks for an absolute value and the papers only state a change relative to a
   baseline.
+
+Which papers an answer may quote: those whose evidence is close to the best paper's; and when
+the question names a paper (a name of the question that its title holds whole, "R-Tuning",
+"SLUE Phase-2", or a distinctive word written as a name in its title), that paper only,
+unless the question asks for papers ("Which papers ...").
 """
 
 from __future__ import annotations
@@ -140,6 +145,7 @@ class AnswerabilityPolicy:
         rare_df: int = 3,
         signals: Sequence[str] = SIGNALS,
         written: Callable[[str], bool] | None = None,
+        named: Callable[[Sequence[str]], dict[str, int]] | None = None,
     ) -> None:
         self.idf = idf
         self.min_evidence = min_evidence
@@ -149,6 +155,7 @@ class AnswerabilityPolicy:
         self.rare_df = rare_df
         self.signals = frozenset(signals)
         self.written = written
+        self.named = named
 
     # --- what the question asks -----------------------------------------------------------
 
@@ -271,9 +278,10 @@ class AnswerabilityPolicy:
         # a question naming a paper (a name in its title) is answered from that paper, not
         # from the papers beside it that share its words; a list question keeps them all
         if not asks_for_papers(question):
+            titled = self._titled(question, sources, relevant)
             subject = set(self._subject(question, analysis))
             named = [i for i in relevant if subject & set(terms(sources[i].title))]
-            relevant = named or relevant
+            relevant = titled if titled != relevant else named or relevant
         if "in-passing" in self.signals:
             passing = self._named_in_passing(question, analysis, sources, relevant)
             if passing:
@@ -283,6 +291,18 @@ class AnswerabilityPolicy:
             if missing:
                 return decision("not stated", missing)
         return decision("answered")
+
+    def _titled(self, question: str, sources: Sequence[Source], relevant: list[int]) -> list[int]:
+        """Of ``relevant``, the papers the question names by a name their title holds
+        ("INTERS", "R-Tuning"; a name in many titles, such as "LLMs", or a size, such as
+        "7B", names none), those naming most of it first ("SLUE Phase-2: ..." before "SLUE:
+        ..."); all of ``relevant`` when it names none of them."""
+        if self.named is None:
+            return relevant
+        found = self.named([n for n in names(question) if not _SIZE.fullmatch(n)])
+        held = {i: found[sources[i].paper_id] for i in relevant if sources[i].paper_id in found}
+        most = max(held.values(), default=None)
+        return [i for i in relevant if held.get(i, -1) == most] if held else relevant
 
     def _distinctive(self, analysis: Analysis) -> list[str]:
         """The question's terms that few chunks hold (a method, a dataset, a system)."""
@@ -507,6 +527,9 @@ def _written_as_names(question: str) -> list[str]:
     """The words a question writes as names: :func:`names` ("RAPTOR", "Yi-34B"), then words
     capitalized inside the sentence ("the population of Tokyo"), each once."""
     return list(dict.fromkeys([*names(question), *_CAPITALIZED.findall(question)]))
+
+
+_SIZE = re.compile(r"\d+(?:\.\d+)?[A-Za-z]?")
 
 
 def _terms_of(source: Source) -> set[str]:
