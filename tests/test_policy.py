@@ -49,9 +49,10 @@ def sources() -> list[Source]:
     ]
 
 
-def policy(*signals: str) -> AnswerabilityPolicy:
-    """A policy over the three abstracts: IDF from their document frequencies."""
-    texts = [set(Text.of(t + " " + a).terms) for t, a in ABSTRACTS.items()]
+def policy(*signals: str, abstracts: dict[str, str] = ABSTRACTS) -> AnswerabilityPolicy:
+    """A policy over the three abstracts (or ``abstracts``, {title: abstract}): IDF from
+    their document frequencies."""
+    texts = [set(Text.of(t + " " + a).terms) for t, a in abstracts.items()]
 
     def df(term: str) -> int:
         return sum(term in t for t in texts)
@@ -125,6 +126,27 @@ def test_a_number_the_title_states_is_stated():
     asked = "How many scents does Quokka Routing follow?"
     assert policy("quantity").decide(asked, [titled]).answerable
     assert policy("quantity").decide(asked, [untitled]).verdict == "not stated"
+
+
+def test_a_number_said_of_the_subject_of_its_paper_is_stated():
+    """A paper presenting a name ("We present MeshBench ...") states its numbers without
+    repeating the name ("It covers 4,200 routers ..."): the number is said of the subject.
+    Refused before (qa: "How many real-world APIs are in the ToolBench dataset?"). A paper
+    that only mentions the name states no number of it."""
+    abstracts = {
+        "A Benchmark of Mesh Networks": "We present MeshBench, a benchmark of mesh networks. "
+        "It covers 4,200 routers from 12 cities.",
+        "Scent Routing on Mesh Networks": "We route packets on mesh networks, as MeshBench "
+        "does. Our testbed covers 300 routers.",
+    }
+    asked = "How many routers does MeshBench cover?"
+    decisions = [
+        policy("quantity", abstracts={title: abstract}).decide(
+            asked, [Source("p1", title, 1.0, abstract, abstract, rank=1)]
+        )
+        for title, abstract in abstracts.items()
+    ]
+    assert [d.verdict for d in decisions] == ["answered", "not stated"]
 
 
 def test_a_method_only_named_as_a_baseline():

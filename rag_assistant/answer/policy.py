@@ -25,8 +25,9 @@ retrieved. The signals, none of them tied to the wording of any question set:
   asks about a system the corpus only mentions (a baseline, a comparison).
 * **quantity not stated** — the question asks for a number ("how many", "what accuracy",
   "how fast") and no sentence of the relevant papers states a number with the quantity asked
-  for; or it asks for an absolute value and the papers only state a change relative to a
-  baseline.
+  for, of the question's subject (the sentence names it, or its paper is about it: "We
+  present ToolBench ... It holds 16,464 APIs"); or it asks for an absolute value and the
+  papers only state a change relative to a baseline.
 
 Which papers an answer may quote: those whose evidence is close to the best paper's; and when
 the question names a paper (a name of the question that its title holds whole, "R-Tuning",
@@ -350,6 +351,11 @@ class AnswerabilityPolicy:
         assert quantity is not None
         subject = self._subject(question, analysis)
         stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
+
+        @functools.cache
+        def about(term: str, i: int) -> bool:  # the paper is about the subject
+            return _central(term, sources[i])
+
         for i in relevant:
             title = set(terms(sources[i].title))
             # the title states things too ("... Dense Retrieval From 8 Examples")
@@ -364,7 +370,7 @@ class AnswerabilityPolicy:
                 asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
                 if not on_unit and self.coverage(asked, said) < 0.5:
                     continue
-                if subject and not any(t in held for t in subject):
+                if subject and not any(t in held or about(t, i) for t in subject):
                     continue
                 stated.append((i, all(_relative(sentence, n) for n in numbers)))
         if not stated:
