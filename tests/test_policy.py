@@ -149,6 +149,31 @@ def test_a_number_said_of_the_subject_of_its_paper_is_stated():
     assert [d.verdict for d in decisions] == ["answered", "not stated"]
 
 
+def test_a_thing_in_words_that_no_paper_describes():
+    """ "What is layer normalization?" was answered by any sentence using the words ("... we
+    drop layer normalization ..."): a thing the question asks to be explained, in words, that
+    no relevant paper presents (its title, a "we propose" sentence) or defines ("X is ...")
+    is only touched by the abstracts. A paper that defines it answers."""
+    mention = "We route packets with a small network. We drop layer normalization from it."
+    defined = (
+        "Layer normalization is a rescaling of each layer's activations. We route packets with it."
+    )
+    asked = "What is layer normalization?"
+
+    def decide(abstract: str):
+        title = "Scent Routing"
+        source = Source("p1", title, 1.0, abstract, abstract, rank=1)
+        return policy("in-passing", abstracts={title: abstract}).decide(asked, [source])
+
+    passing = decide(mention)
+    assert passing.verdict == "not stated"
+    assert passing.reason == (
+        '"layer normalization" appears in [1] only in passing; no indexed abstract describes it'
+    )
+    assert decide(defined).verdict == "answered"
+    assert policy().decide(asked, [Source("p1", "Scent Routing", 1.0, mention, mention)]).answerable
+
+
 def test_a_method_only_named_as_a_baseline():
     asked = "How does Heron Pooling select blocks?"
     decision = policy("in-passing").decide(asked, sources())

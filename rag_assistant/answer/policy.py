@@ -22,7 +22,10 @@ retrieved. The signals, none of them tied to the wording of any question set:
 * **named only in passing** — a distinctive word of the question (one that few chunks use)
   that the retrieved papers use only in passing: never in a title, never in a sentence that
   presents a contribution ("we propose X", "X is a ..."), once in the abstract. The question
-  asks about a system the corpus only mentions (a baseline, a comparison).
+  asks about a system the corpus only mentions (a baseline, a comparison). Likewise a thing
+  in words the question asks to be explained ("what is layer normalization?") that no
+  relevant paper presents or defines: the question asks for knowledge the abstracts only
+  touch.
 * **quantity not stated** — the question asks for a number ("how many", "what accuracy",
   "how fast") and no sentence of the relevant papers states a number with the quantity asked
   for, of the question's subject (the sentence names it, or its paper is about it: "We
@@ -284,7 +287,9 @@ class AnswerabilityPolicy:
             named = [i for i in relevant if subject & set(terms(sources[i].title))]
             relevant = titled if titled != relevant else named or relevant
         if "in-passing" in self.signals:
-            passing = self._named_in_passing(question, analysis, sources, relevant)
+            passing = self._named_in_passing(
+                question, analysis, sources, relevant
+            ) or _described_by_none(asked or question, sources, relevant)
             if passing:
                 return decision("not stated", passing)
         if "quantity" in self.signals and analysis.quantity is not None:
@@ -522,6 +527,40 @@ _PAPERS = re.compile(
     r"studies|approaches|methods)\b",
     re.IGNORECASE,
 )
+
+
+def _described_by_none(
+    question: str, sources: Sequence[Source], relevant: Sequence[int]
+) -> str | None:
+    """The thing in words a question asks to be explained ("what is layer normalization?",
+    "how does beam search work?") is described by none of the relevant papers: none holds
+    all its words in its title, or in a sentence presenting a contribution or saying what
+    the thing is. The question asks for knowledge the abstracts only touch."""
+    if asks_for_papers(question):
+        return None
+    for match in _CONCEPT.finditer(question):
+        phrase = match.group("phrase")
+        wanted = set(query_terms(phrase))
+        if not wanted or _written_as_names(phrase):
+            continue  # a name: see _named_in_passing
+        holders = [i for i in relevant if wanted <= _terms_of(sources[i])]
+        if any(_describes(question, wanted, sources[i]) for i in holders):
+            continue
+        if not holders:
+            return f'no indexed abstract describes "{phrase}"'
+        cited = "".join(f"[{i + 1}]" for i in holders[:3])
+        return f'"{phrase}" appears in {cited} only in passing; no indexed abstract describes it'
+    return None
+
+
+def _describes(question: str, wanted: set[str], source: Source) -> bool:
+    if wanted <= set(terms(source.title)):
+        return True
+    return any(
+        wanted <= set(terms(sentence))
+        and (CONTRIBUTION.search(sentence) or defines(question, sentence))
+        for sentence in sentences(source.abstract)
+    )
 
 
 def asks_for_papers(question: str) -> bool:
