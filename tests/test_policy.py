@@ -187,6 +187,26 @@ def test_a_method_only_named_as_a_baseline():
     )
 
 
+def test_a_baseline_named_twice_is_still_only_a_baseline():
+    """ "How does the D4 data selection method pick examples?" was answered from an abstract
+    that names D4 twice, both times as a baseline ("faster than D4", "outperforms leading
+    baselines like DSIR and D4"): named more than once, it counted as what the paper is
+    about. A use right after a comparison does not count."""
+    title = "Gzip Selection"
+    abstract = (
+        "We introduce Gzip Selection, which picks training examples by compression. "
+        "Gzip Selection is two orders of magnitude faster than Heron Sampling. "
+        "It outperforms baselines like Heron Sampling on code generation."
+    )
+    source = Source("p1", title, 1.0, abstract, abstract, rank=1)
+    asked = "How does the Heron Sampling method pick training examples?"
+    decision = policy("in-passing", abstracts={title: abstract}).decide(asked, [source])
+    assert decision.verdict == "not stated"
+    assert decision.reason.startswith('"Heron" appears in [1] only in passing')
+    own = "How does Gzip Selection pick training examples?"
+    assert policy("in-passing", abstracts={title: abstract}).decide(own, [source]).answerable
+
+
 def test_a_name_in_passing_counts_only_when_the_question_asks_about_it():
     """A baseline named beside what is asked (a dataset, a unit) does not make the question
     one about the baseline: only "how does X ...", "what is X", "explain X" ask about X."""

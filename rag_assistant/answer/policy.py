@@ -584,15 +584,31 @@ def _terms_of(source: Source) -> set[str]:
 _OWN = frozenset("our we this new novel propose proposed introduce introduces".split())
 
 
+# words that set a name beside the paper's own work: "faster than D4", "baselines like DSIR"
+_COMPARED = frozenset(
+    "than over vs versus like unlike against compared outperform outperforms outperformed "
+    "outperforming surpass surpasses surpassing beat beats beating superior baseline "
+    "baselines".split()
+)
+
+
 def _central(term: str, source: Source) -> bool:
     """``term`` is what the paper is about: in its title, in a sentence presenting its
-    contribution, right after "our"/"we" ("our RATD datasets"), or used more than once."""
+    contribution, right after "our"/"we" ("our RATD datasets"), or used more than once. A
+    use within three words after a comparison ("than D4", "baselines like DSIR and D4",
+    "outperforms D4") does not count: that is a baseline, however often it is named."""
     if term in set(terms(source.title)):
         return True
     count = 0
     for sentence in sentences(source.abstract):
         words = _words(sentence)
-        at = [i for i, w in enumerate(words) if w not in STOPWORDS and _term(w) == term]
+        at = [
+            i
+            for i, w in enumerate(words)
+            if w not in STOPWORDS
+            and _term(w) == term
+            and not _COMPARED & set(words[max(0, i - 3) : i])
+        ]
         if not at:
             continue
         count += len(at)
