@@ -15,6 +15,7 @@ from rag_assistant.answer.policy import (
     AnswerabilityPolicy,
     Text,
     _quantity,
+    _relative,
     asked_about,
     asks_for_papers,
     asks_to_define,
@@ -94,6 +95,21 @@ def test_an_absolute_value_asked_where_only_a_change_is_stated():
     assert (
         policy("quantity").decide("How much does Quokka Routing cut latency?", sources()).answerable
     )
+
+
+def test_a_percentage_after_by_is_a_difference_whatever_the_verb():
+    """ "What accuracy does Pink get on VSR?" was answered with "... surpasses Kosmos-2 by
+    24.7% ...": a difference, though "surpasses" is no change word the check knew."""
+    said = "Quokka surpasses Heron Routing by 24.7% on delivery accuracy."
+    beaten = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "What delivery accuracy does Quokka Routing reach?"
+    assert policy("quantity").decide(asked, [beaten]).verdict == "not stated"
+    assert [_relative(said, n) for n in numbers_in(said)] == [True]
+    points = "Quokka beats Heron Routing by 3 points of delivery accuracy."
+    assert [_relative(points, n) for n in numbers_in(points)] == [True]
+    stated = "Quokka reaches 81.2% delivery accuracy, surpassing Heron Routing."
+    reached = Source("p1", "Quokka Routing", 1.0, stated, stated, rank=1)
+    assert policy("quantity").decide(asked, [reached]).answerable
 
 
 def test_a_follow_up_asks_for_a_number_only_when_its_own_words_do():

@@ -651,11 +651,21 @@ def numbers_in(sentence: str) -> list[re.Match[str]]:
     return list(_NUMBER.finditer(_without_names(sentence)))
 
 
+# "surpasses Kosmos-2 by 24.7%", "beats it by 3 points": a difference, whatever the verb
+_BY_DIFFERENCE = re.compile(r"\bby\s+$", re.IGNORECASE)
+_DIFFERENCE_UNIT = re.compile(r"\s*(?:points?\b|pp\b|p\.p\.)", re.IGNORECASE)
+
+
 def _relative(sentence: str, number: re.Match[str]) -> bool:
     """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%"):
-    a multiplier, or a change word within a few words of it."""
+    a multiplier, a change word within a few words of it, or a percentage or points right
+    after "by" ("surpasses Kosmos-2 by 24.7%")."""
     text = _without_names(sentence)
     if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
+        return True
+    if _BY_DIFFERENCE.search(text[: number.start()]) and (
+        "%" in number.group(0) or _DIFFERENCE_UNIT.match(text, number.end())
+    ):
         return True
     window = text[max(0, number.start() - 40) : number.end() + 30]
     return bool(_RELATIVE.search(window))
