@@ -112,6 +112,21 @@ def test_a_percentage_after_by_is_a_difference_whatever_the_verb():
     assert policy("quantity").decide(asked, [reached]).answerable
 
 
+def test_a_year_asked_is_stated_only_by_a_year():
+    """ "Who introduced the Transformer architecture and in which year?" was answered with
+    sentences using "transformer architecture": a question asking when needs a year."""
+    assert _quantity("In which year was Quokka Routing introduced?").year
+    assert _quantity("When was Quokka Routing released?").year
+    assert _quantity("When does Quokka Routing fail?") is None
+    asked = "In which year was Quokka Routing introduced?"
+    decision = policy("quantity").decide(asked, sources())
+    assert decision.verdict == "not stated"  # "37%" is no year
+    assert "no retrieved abstract states the year asked for" in decision.reason
+    said = "We introduced Quokka Routing in 2021 to route packets by scent."
+    dated = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    assert policy("quantity").decide(asked, [dated]).answerable
+
+
 def test_a_follow_up_asks_for_a_number_only_when_its_own_words_do():
     """A condensed follow-up carries the earlier question as context: that turn's "how many"
     is not what this one asks."""

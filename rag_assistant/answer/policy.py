@@ -27,10 +27,11 @@ retrieved. The signals, none of them tied to the wording of any question set:
   relevant paper presents or defines: the question asks for knowledge the abstracts only
   touch.
 * **quantity not stated** — the question asks for a number ("how many", "what accuracy",
-  "how fast") and no sentence of the relevant papers states a number with the quantity asked
-  for, of the question's subject (the sentence names it, or its paper is about it: "We
-  present ToolBench ... It holds 16,464 APIs"); or it asks for an absolute value and the
-  papers only state a change relative to a baseline.
+  "how fast"; a year for "in which year", "when was") and no sentence of the relevant
+  papers states a number with the quantity asked for, of the question's subject (the
+  sentence names it, or its paper is about it: "We present ToolBench ... It holds 16,464
+  APIs"); or it asks for an absolute value and the papers only state a change relative to
+  a baseline.
 
 Which papers an answer may quote: those whose evidence is close to the best paper's; and when
 the question names a paper (a name of the question that its title holds whole, "R-Tuning",
@@ -78,6 +79,8 @@ class Quantity:
     relative: bool
     asked: str = "number"
     """What is asked for, as the question words it ("GPU hours", "accuracy")."""
+    year: bool = False
+    """It asks when ("in which year", "when was ..."): only a year states it."""
 
 
 @dataclass
@@ -366,6 +369,8 @@ class AnswerabilityPolicy:
             # the title states things too ("... Dense Retrieval From 8 Examples")
             for sentence in [sources[i].title, *sentences(sources[i].abstract)]:
                 numbers = numbers_in(sentence)
+                if quantity.year:
+                    numbers = [n for n in numbers if _YEAR.fullmatch(n.group(0))]
                 if not numbers:
                     continue
                 said = set(terms(sentence))
@@ -689,9 +694,15 @@ _COMPARATIVE = re.compile(
 )
 
 
+_WHEN = re.compile(r"\b(?:which|what)\s+year\b|\bwhen\s+(?:was|were|did)\b", re.IGNORECASE)
+_YEAR = re.compile(r"(?:19|20)\d\d")
+
+
 def _quantity(question: str) -> Quantity | None:
     """The quantity a question asks for, or None when it asks for no number."""
     match = _QUANTITY.search(question)
+    if match is None and _WHEN.search(question):
+        return Quantity([], False, "year", year=True)
     if match is None:
         return None
     relative = bool(_COMPARATIVE.search(question))
