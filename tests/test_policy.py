@@ -238,6 +238,15 @@ def test_a_baseline_named_twice_is_still_only_a_baseline():
     assert policy("in-passing", abstracts={title: abstract}).decide(own, [source]).answerable
 
 
+def test_a_name_the_question_compares_with_is_not_what_it_asks_about():
+    """ "How many examples does Promptagator need, and how does it compare with ColBERT v2?"
+    was refused: "how does ... compare with ColBERT" read as a question about ColBERT, which
+    the abstract names only as a baseline."""
+    asked = "Which blocks does Lantern Attention light, and how does it compare with Heron?"
+    assert policy("in-passing").decide(asked, sources()).answerable
+    assert not policy("in-passing").decide("How does Heron Pooling work?", sources()).answerable
+
+
 def test_a_name_in_passing_counts_only_when_the_question_asks_about_it():
     """A baseline named beside what is asked (a dataset, a unit) does not make the question
     one about the baseline: only "how does X ...", "what is X", "explain X" ask about X."""

@@ -330,9 +330,11 @@ class AnswerabilityPolicy:
         self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
     ) -> str | None:
         """Every name the question asks about ("how does X work?", "what is X?") is one the
-        relevant papers holding it mention only in passing."""
+        relevant papers holding it mention only in passing. A name the question itself sets
+        in a comparison ("how does it compare with ColBERT?") is a baseline it measures by,
+        not what it asks about."""
         passing: list[tuple[str, list[int]]] = []
-        asked = asked_about(question)
+        asked = asked_about(question) - _only_compared(question)
         for term in self._subject(question, analysis):
             if term not in asked:
                 continue  # a dataset or a unit the question also names, not what it asks
@@ -593,8 +595,21 @@ _OWN = frozenset("our we this new novel propose proposed introduce introduces".s
 _COMPARED = frozenset(
     "than over vs versus like unlike against compared outperform outperforms outperformed "
     "outperforming surpass surpasses surpassing beat beats beating superior baseline "
-    "baselines".split()
+    "baselines compare comparing comparison".split()
 )
+
+
+def _compared(words: Sequence[str], i: int) -> bool:
+    """``words[i]`` is set beside something as a comparison: a comparison word is among the
+    three words before it."""
+    return bool(_COMPARED & set(words[max(0, i - 3) : i]))
+
+
+def _only_compared(text: str) -> set[str]:
+    """The terms ``text`` uses only in comparisons ("how does it compare with ColBERT?")."""
+    words = _words(text)
+    compared = {_term(w) for i, w in enumerate(words) if _compared(words, i)}
+    return compared - {_term(w) for i, w in enumerate(words) if not _compared(words, i)}
 
 
 def _central(term: str, source: Source) -> bool:
@@ -610,9 +625,7 @@ def _central(term: str, source: Source) -> bool:
         at = [
             i
             for i, w in enumerate(words)
-            if w not in STOPWORDS
-            and _term(w) == term
-            and not _COMPARED & set(words[max(0, i - 3) : i])
+            if w not in STOPWORDS and _term(w) == term and not _compared(words, i)
         ]
         if not at:
             continue
