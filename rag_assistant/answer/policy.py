@@ -285,10 +285,11 @@ class AnswerabilityPolicy:
         # a question naming a paper (a name in its title) is answered from that paper, not
         # from the papers beside it that share its words; a list question keeps them all
         if not asks_for_papers(question):
-            titled = self._titled(question, sources, relevant)
-            subject = set(self._subject(question, analysis))
-            named = [i for i in relevant if subject & set(terms(sources[i].title))]
-            relevant = titled if titled != relevant else named or relevant
+            named = self._titled(question, sources, relevant)
+            if named == relevant:  # no title holds a name of the question whole
+                subject = set(self._subject(question, analysis))
+                named = [i for i in relevant if subject & set(terms(sources[i].title))]
+            relevant = named or relevant
         if "in-passing" in self.signals:
             passing = self._named_in_passing(
                 question, analysis, sources, relevant
@@ -581,7 +582,7 @@ def _written_as_names(question: str) -> list[str]:
     return list(dict.fromkeys([*names(question), *_CAPITALIZED.findall(question)]))
 
 
-_SIZE = re.compile(r"\d+(?:\.\d+)?[A-Za-z]?")
+_SIZE = re.compile(r"\d+(?:\.\d+)?[A-Za-z]?")  # "7B", "13b": a size names no paper
 
 
 def _terms_of(source: Source) -> set[str]:
