@@ -202,6 +202,13 @@ def test_a_thing_in_words_that_no_paper_describes():
         '"layer normalization" appears in [1] only in passing; no indexed abstract describes it'
     )
     assert decide(defined).verdict == "answered"
+    # a comparison asks about each thing compared, not about "difference between ..."
+    title = "Scent Routing"
+    source = Source("p1", title, 1.0, mention, mention, rank=1)
+    compared = policy("in-passing", abstracts={title: mention}).decide(
+        "What's the difference between layer normalization and dropout?", [source]
+    )
+    assert compared.reason.startswith('"layer normalization" appears in [1] only in passing')
     assert policy().decide(asked, [Source("p1", "Scent Routing", 1.0, mention, mention)]).answerable
 
 

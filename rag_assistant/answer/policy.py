@@ -489,6 +489,7 @@ _WHAT_IS = re.compile(
 # "what is knowledge distillation?", "how does speculative decoding work?": a thing in words
 _CONCEPT = re.compile(
     r"\b(?:what\s+(?:is|are)|what's|what\u2019s|how\s+(?:does|do)|explain)\s+(?:the\s+|an?\s+)?"
+    r"(?:difference\s+between\s+(?:the\s+|an?\s+)?)?"  # "... between X and Y": X is asked about
     r"(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)(?=\s+work\b|\s*[?,.;]|\s+and\b|\s*$)",
     re.IGNORECASE,
 )
