@@ -112,6 +112,19 @@ def test_a_percentage_after_by_is_a_difference_whatever_the_verb():
     assert policy("quantity").decide(asked, [reached]).answerable
 
 
+def test_a_count_in_words_does_not_measure_what_is_asked():
+    """ "What's ICR's reranking latency in milliseconds?" was answered by "... experiments with
+    two popular open-weight LLMs ... cutting the latency by more than 60%": "two" counts LLMs;
+    of the latency, only a change is stated. A count in words still answers "how many"."""
+    said = "We test Quokka Routing on two mesh networks, cutting its latency by 40%."
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    decision = policy("quantity").decide("What is the latency of Quokka Routing?", [source])
+    assert decision.verdict == "not stated"
+    assert "[1] reports a change relative to a baseline" in decision.reason
+    counted = "How many mesh networks is Quokka Routing tested on?"
+    assert policy("quantity").decide(counted, [source]).answerable
+
+
 def test_a_year_asked_is_stated_only_by_a_year():
     """ "Who introduced the Transformer architecture and in which year?" was answered with
     sentences using "transformer architecture": a question asking when needs a year."""

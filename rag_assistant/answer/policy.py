@@ -81,6 +81,9 @@ class Quantity:
     """What is asked for, as the question words it ("GPU hours", "accuracy")."""
     year: bool = False
     """It asks when ("in which year", "when was ..."): only a year states it."""
+    measure: bool = False
+    """It names a measurement ("what latency", "what accuracy"): a count written in words
+    ("two LLMs") does not state it."""
 
 
 @dataclass
@@ -374,6 +377,8 @@ class AnswerabilityPolicy:
                 numbers = numbers_in(sentence)
                 if quantity.year:
                     numbers = [n for n in numbers if _YEAR.fullmatch(n.group(0))]
+                if quantity.measure:
+                    numbers = [n for n in numbers if not _COUNT_WORD.fullmatch(n.group(0))]
                 if not numbers:
                     continue
                 said = set(terms(sentence))
@@ -709,6 +714,10 @@ _COMPARATIVE = re.compile(
 )
 
 
+_COUNT_WORD = re.compile(
+    r"two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|billions?",
+    re.IGNORECASE,
+)
 _WHEN = re.compile(r"\b(?:which|what)\s+year\b|\bwhen\s+(?:was|were|did)\b", re.IGNORECASE)
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
@@ -734,7 +743,7 @@ def _quantity(question: str) -> Quantity | None:
     if match.group("what"):
         word = match.group("what").split()[-1]
         unit = [t for t in query_terms(word) if t not in ("number", "rate")]
-        return Quantity(unit, relative, word if unit else "number")
+        return Quantity(unit, relative, word if unit else "number", measure=bool(unit))
     return Quantity([], relative)
 
 
