@@ -123,6 +123,8 @@ def test_a_count_in_words_does_not_measure_what_is_asked():
     assert "[1] reports a change relative to a baseline" in decision.reason
     counted = "How many mesh networks is Quokka Routing tested on?"
     assert policy("quantity").decide(counted, [source]).answerable
+    assert _quantity("What learning rate does Quokka Routing use?").measure  # a rate, too
+    assert not _quantity("What number of routers does Quokka Routing need?").measure
 
 
 def test_a_year_asked_is_stated_only_by_a_year():

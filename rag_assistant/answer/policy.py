@@ -743,7 +743,9 @@ def _quantity(question: str) -> Quantity | None:
     if match.group("what"):
         word = match.group("what").split()[-1]
         unit = [t for t in query_terms(word) if t not in ("number", "rate")]
-        return Quantity(unit, relative, word if unit else "number", measure=bool(unit))
+        return Quantity(
+            unit, relative, word if unit else "number", measure=word.lower() != "number"
+        )
     return Quantity([], relative)
 
 
