@@ -514,6 +514,15 @@ def first_answer(tmp_path, title: str, said: list[str], question: str):
     return ingested(tmp_path, [{"title": title, "abstract": " ".join(said)}]).ask(question)
 
 
+def among_routing_papers(tmp_path, records: list[dict]) -> Assistant:
+    """An assistant over ``records`` and four short papers on other kinds of routing."""
+    others = [
+        {"title": f"{topic} Routing", "abstract": f"We study {topic.lower()} routing of packets."}
+        for topic in ("Greedy", "Geographic", "Multipath", "Adaptive")
+    ]
+    return ingested(tmp_path, records + others)
+
+
 def cited(answer) -> set[str]:
     """The titles an answer cites (it must answer)."""
     assert not answer.refused
@@ -578,11 +587,7 @@ def test_a_question_naming_a_paper_is_answered_from_that_paper(tmp_path):
         },
     ]
     # routing is common here, as in any corpus about it: only "Wombat" names a paper
-    others = [
-        {"title": f"{topic} Routing", "abstract": f"We study {topic.lower()} routing of packets."}
-        for topic in ("Greedy", "Geographic", "Multipath", "Adaptive")
-    ]
-    assistant = ingested(tmp_path, records + others)
+    assistant = among_routing_papers(tmp_path, records)
     named = assistant.ask("How much does Wombat Routing cut routing latency in mesh networks?")
     assert cited(named) == {records[0]["title"]}
     assert "41%" in named.text and "12%" not in named.text
@@ -667,3 +672,33 @@ def test_how_does_x_work_leads_with_the_sentence_saying_what_x_is(tmp_path):
     ]
     answer = first_answer(tmp_path, "Wombat", said, "How does scent routing work?")
     assert answer.text.startswith("Scent routing is a family of protocols"), answer.text
+
+
+def test_a_paper_beside_the_first_is_quoted_for_what_it_says_not_to_fill_a_slot(tmp_path):
+    """Every relevant paper had a sentence reserved, so a question one paper answers well
+    also quoted the best, however weak, sentence of each paper beside it ("Packets queue at
+    routers under heavy load."), taking the budget from the first paper's facts. Only the
+    first relevant paper (each paper, for a list question) has one reserved; the others are
+    quoted when a sentence of theirs scores among the best."""
+    records = [
+        {
+            "title": "Wombat Routing: Scent Gradients for Mesh Networks",
+            "abstract": "We propose Wombat Routing, which routes packets along scent gradients "
+            "in mesh networks. Wombat Routing keeps a scent table at every mesh router. "
+            "Packets follow the steepest scent gradient toward their destination. "
+            "Scent decays at each hop so routes to moved nodes fade. "
+            "Wombat Routing cuts routing latency in mesh networks by 41% under heavy load. "
+            "Its scent tables need 12 KB of router memory.",
+        },
+        {
+            "title": "Gradient Fields for Packet Scheduling",
+            "abstract": "Packets queue at routers under heavy load. "
+            "We schedule them by a gradient field over queue lengths. "
+            "Scent-like markers, as in animal trails, inspire the field. "
+            "Mesh testbeds confirm shorter queues.",
+        },
+    ]
+    assistant = among_routing_papers(tmp_path, records)
+    answer = assistant.ask("How do routers route packets along scent gradients in mesh networks?")
+    assert cited(answer) == {records[0]["title"]}
+    assert "41%" in answer.text

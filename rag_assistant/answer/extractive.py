@@ -230,17 +230,19 @@ class ExtractiveAnswerer:
                 )
                 candidates.append(Picked(i, pos, sentence, score, is_background))
 
+        # a question asking for papers answered by several: room for each of them
+        many = asks_for_papers(focus or question) and len(relevant) > 1
+        # One sentence from each paper a list question asks for (else from the first relevant
+        # paper) first, then the best of the rest: a paper beside the first one is quoted for
+        # what it says, not to fill its slot, so it does not crowd out the first one's facts
         chosen: list[Picked] = []
-        # One sentence from each relevant paper first, then the best of the rest.
-        for i in relevant:
+        for i in relevant if many else relevant[:1]:
             best_of = max(
                 (c for c in candidates if c.paper_index == i), key=lambda c: c.score, default=None
             )
             if best_of is not None:
                 chosen.append(best_of)
         top_score = max((c.score for c in candidates), default=0.0)
-        # a question asking for papers answered by several: room for each of them
-        many = asks_for_papers(focus or question) and len(relevant) > 1
         most = max(self.max_sentences, self.list_sentences) if many else self.max_sentences
         for cand in sorted(candidates, key=lambda c: -c.score):
             if len(chosen) >= most:
