@@ -12,6 +12,7 @@ import pytest
 
 from rag_assistant import Assistant
 from rag_assistant.answer.retrieval import Weights
+from rag_assistant.text.terms import phrases
 from rag_assistant.types import paper_id_of
 
 WORDS = (
@@ -122,6 +123,7 @@ def titled(tmp_path_factory):
         {"title": "R-Tuning: Teaching Models to Refuse", "abstract": "Models learn to refuse."},
         {"title": "SLUE: Spoken Language Tasks", "abstract": "A speech benchmark."},
         {"title": "SLUE Phase-2: More Spoken Tasks", "abstract": "A second speech benchmark."},
+        {"title": "Layer Tuning: Fewer Steps", "abstract": "We train fewer steps."},
     ]
     assistant = Assistant(home=root / "home", auto_ingest_bundled=False)
     assistant.ingest([write(root / "papers.jsonl", noise + named)])
@@ -135,7 +137,20 @@ def titled(tmp_path_factory):
         ("How does R-Tuning work?", "R-Tuning: Teaching Models to Refuse"),  # "tuning" is noise
         ("What is SLUE Phase-2?", "SLUE Phase-2: More Spoken Tasks"),  # the longer name
         ("What is SLUE?", "SLUE: Spoken Language Tasks"),
+        # a name in title case inside the question, its words common
+        ("how many steps does Layer Tuning save?", "Layer Tuning: Fewer Steps"),
     ],
 )
 def test_a_title_that_leads_with_the_asked_name_ranks_first(titled, question, title):
     assert titled.retrieve(question, k=3)[0].title == title
+
+
+def test_a_name_in_title_case_inside_a_question_is_a_name():
+    """Two or more capitalized words inside a sentence are a name as people write one; the
+    sentence's first word and a single capitalized word are not."""
+    assert phrases("how much does Adaptive Guidance save?") == ["Adaptive Guidance"]
+    assert phrases("is Token Recycling faster, and does Token Recycling need training?") == [
+        "Token Recycling"
+    ]
+    assert phrases("Adaptive guidance saves what?") == []
+    assert phrases("what does Mamba remember?") == []

@@ -51,7 +51,7 @@ from ..text.glossary import expand
 from ..text.markers import strip_markers
 from ..text.normalize import fold, fold_spaces
 from ..text.sentences import sentences
-from ..text.terms import STOPWORDS, names, query_terms, stem, terms
+from ..text.terms import STOPWORDS, names, phrases, query_terms, stem, terms
 from ..types import REFUSAL, Source
 
 Verdict = Literal["answered", "not stated", "off topic"]
@@ -307,12 +307,14 @@ class AnswerabilityPolicy:
 
     def _titled(self, question: str, sources: Sequence[Source], relevant: list[int]) -> list[int]:
         """Of ``relevant``, the papers the question names by a name their title holds
-        ("INTERS", "R-Tuning"; a name in many titles, such as "LLMs", or a size, such as
-        "7B", names none), those naming most of it first ("SLUE Phase-2: ..." before "SLUE:
-        ..."); all of ``relevant`` when it names none of them."""
+        ("INTERS", "R-Tuning", "Adaptive Guidance" in title case; a name in many titles,
+        such as "LLMs", or a size, such as "7B", names none), those naming most of it first
+        ("SLUE Phase-2: ..." before "SLUE: ..."); all of ``relevant`` when it names none of
+        them."""
         if self.named is None:
             return relevant
-        found = self.named([n for n in names(question) if not _SIZE.fullmatch(n)])
+        asked = [*names(question), *phrases(question)]
+        found = self.named([n for n in asked if not _SIZE.fullmatch(n)])
         held = {i: found[sources[i].paper_id] for i in relevant if sources[i].paper_id in found}
         most = max(held.values(), default=None)
         return [i for i in relevant if held.get(i, -1) == most] if held else relevant

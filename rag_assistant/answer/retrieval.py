@@ -11,7 +11,7 @@ from ..settings import RetrievalSettings
 from ..store.sentence_encoder import SentenceScores
 from ..text.glossary import expand
 from ..text.sentences import sentences
-from ..text.terms import names, query_terms
+from ..text.terms import names, phrases, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
 
@@ -55,7 +55,8 @@ class Retriever:
       vocabulary knows: words it has never seen (a method named only in papers added after
       the LSA fit) make it step aside instead of ranking noise first;
     * names: papers whose title holds a name of the question verbatim ("R-Tuning", "SLUE
-      Phase-2"), found whether or not the other lists found them, get a first rank's credit;
+      Phase-2", "Adaptive Guidance" written in title case), found whether or not the other
+      lists found them, get a first rank's credit;
     * the papers to prefer (those a follow-up's previous answer cited), at half weight;
     * with the sentence encoder installed, chunks ranked by their sentence closest in meaning
       to the question (all-MiniLM-L6-v2; a lay question finds the abstract that words it
@@ -113,7 +114,8 @@ class Retriever:
             k=s.rrf_k,
             weights=[weights.lexical, weights.dense, weights.preferred, weights.sentences],
         )
-        named = self.index.papers_named(names(question)) if weights.name else {}
+        asked = [*names(question), *phrases(question)]
+        named = self.index.papers_named(asked) if weights.name else {}
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
             if paper_id not in found:

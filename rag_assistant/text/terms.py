@@ -157,6 +157,15 @@ def names(text: str) -> list[str]:
     return list(found)
 
 
+_PHRASE = re.compile(r"(?<=[a-z,;:]\s)[A-Z][\w-]*(?:\s+[A-Z][\w-]*)+")
+
+
+def phrases(text: str) -> list[str]:
+    """Runs of two or more capitalized words inside a sentence ("how much does Adaptive
+    Guidance save?"): a name written in title case, as people write a method's name."""
+    return list(dict.fromkeys(_PHRASE.findall(text)))
+
+
 def numbers(text: str) -> set[str]:
     """The numbers written in ``text`` ("7.66", "70%", "2x"), normalized for comparison."""
     found = set()
