@@ -169,7 +169,8 @@ class AnswerSettings(BaseModel):
         description="The answerability checks in force (answer/policy.py), each measured on "
         "eval/dev.jsonl and confirmed on eval/qa.jsonl (README, Evaluation): 'quantity' (a "
         "number asked that no sentence states, or only as a change), 'in-passing' (how a "
-        "name works, or what it is, asked when the papers only mention it) and "
+        "name works, or what it is, asked when the papers only mention it; or a name the "
+        "question is about that none of the papers matching the rest of it mentions) and "
         "'unknown-versions' (a name with a version, 'FlashAttention-3', that no indexed text "
         "writes).",
     )

@@ -43,10 +43,10 @@ ABSTRACTS = {
 }
 
 
-def sources() -> list[Source]:
+def sources(abstracts: dict[str, str] = ABSTRACTS) -> list[Source]:
     return [
         Source(f"p{i}", title, 1.0, abstract, abstract, rank=i)
-        for i, (title, abstract) in enumerate(ABSTRACTS.items(), start=1)
+        for i, (title, abstract) in enumerate(abstracts.items(), start=1)
     ]
 
 
@@ -238,6 +238,27 @@ def test_a_method_only_named_as_a_baseline():
         .decide("How does Lantern Attention select blocks?", sources())
         .answerable
     )
+
+
+def test_a_subject_none_of_the_matching_papers_mentions():
+    """ "Which vision encoders does the Cambrian MLLM use?" was answered from a paper about
+    MLLM encoders that never mentions Cambrian (named elsewhere in passing): the papers that
+    match the rest of the question are about something else."""
+    asked = "Which scent gradients does Heron Pooling follow to route packets?"
+    decision = policy("in-passing").decide(asked, sources())
+    assert decision.verdict == "not stated"
+    assert decision.reason == (
+        'the abstracts that match the question do not mention "Heron"; [2] mentions it, '
+        "not the rest of the question"
+    )
+    assert policy().decide(asked, sources()).answerable  # the signal off: answered
+    own = "Which scent gradients does Quokka Routing follow to route packets?"
+    assert policy("in-passing").decide(own, sources()).answerable
+    # a size is no subject, though one paper writes it
+    lantern = "Lantern Attention for Long Documents"
+    sized = {**ABSTRACTS, lantern: ABSTRACTS[lantern] + " It runs on a 405B model."}
+    asked = "Which scent gradients does the 405B router follow to route packets?"
+    assert policy("in-passing", abstracts=sized).decide(asked, sources(sized)).answerable
 
 
 def test_a_baseline_named_twice_is_still_only_a_baseline():

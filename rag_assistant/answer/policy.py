@@ -294,9 +294,11 @@ class AnswerabilityPolicy:
                 named = [i for i in relevant if subject & set(terms(sources[i].title))]
             relevant = named or relevant
         if "in-passing" in self.signals:
-            passing = self._named_in_passing(
-                question, analysis, sources, relevant
-            ) or _described_by_none(asked or question, sources, relevant)
+            passing = (
+                self._subject_absent(question, analysis, sources, relevant)
+                or self._named_in_passing(question, analysis, sources, relevant)
+                or _described_by_none(asked or question, sources, relevant)
+            )
             if passing:
                 return decision("not stated", passing)
         if "quantity" in self.signals and analysis.quantity is not None:
@@ -351,14 +353,28 @@ class AnswerabilityPolicy:
         if not passing:
             return None
         term, holders = passing[0]
-        shown = sorted(analysis.surface.get(term) or {term})[0]
-        # as the question writes it ("France", not "france")
-        shown = next((w for w in re.findall(r"[\w-]+", question) if fold(w) == shown), shown)
         cited = "".join(f"[{i + 1}]" for i in holders[:3])
         return (
-            f'"{shown}" appears in {cited} only in passing (as a comparison or an example); '
-            "no indexed abstract describes it"
+            f'"{_shown(term, analysis, question)}" appears in {cited} only in passing (as a '
+            "comparison or an example); no indexed abstract describes it"
         )
+
+    def _subject_absent(
+        self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
+    ) -> str | None:
+        """The question names what it is about ("which encoders does the Cambrian MLLM
+        use?") and none of the papers that match the rest of it mentions that name: they are
+        about something else. A size ("405B") is no subject."""
+        subject = [t for t in self._subject(question, analysis) if not _SIZE.fullmatch(t)]
+        if not subject or any(t in _terms_of(sources[i]) for i in relevant for t in subject):
+            return None
+        shown = _shown(subject[0], analysis, question)
+        elsewhere = [
+            i for i, s in enumerate(sources) if i not in relevant and subject[0] in _terms_of(s)
+        ]
+        mentioned = "".join(f"[{i + 1}]" for i in elsewhere[:3])
+        also = f"; {mentioned} mentions it, not the rest of the question" if mentioned else ""
+        return f'the abstracts that match the question do not mention "{shown}"{also}'
 
     def _quantity_not_stated(
         self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
@@ -612,6 +628,12 @@ def _compared(words: Sequence[str], i: int) -> bool:
     """``words[i]`` is set beside something as a comparison: a comparison word is among the
     three words before it."""
     return bool(_COMPARED & set(words[max(0, i - 3) : i]))
+
+
+def _shown(term: str, analysis: Analysis, question: str) -> str:
+    """``term`` as the question writes it ("France", not "france")."""
+    shown = sorted(analysis.surface.get(term) or {term})[0]
+    return next((w for w in re.findall(r"[\w-]+", question) if fold(w) == shown), shown)
 
 
 def _only_compared(text: str) -> set[str]:
