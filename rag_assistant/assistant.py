@@ -137,14 +137,13 @@ class Assistant:
     def policy(self) -> AnswerabilityPolicy:
         """The answerability policy over the index as it is now (both answerers use it)."""
         lexical = self.index.lexical()
+        limits = {"min_evidence", "min_meaning", "min_meaning_lay", "signals"}
         return AnswerabilityPolicy(
             lexical.idf,
-            min_evidence=self.settings.answer.min_evidence,
-            min_meaning=self.settings.answer.min_meaning,
+            **self.settings.answer.model_dump(include=limits),
             spelled=lexical.spelled,
             df=lexical.df,
             rare_df=max(3, len(lexical) // 2000),
-            signals=self.settings.answer.signals,
             written=self.index.writes,
             named=self.index.papers_named,
         )

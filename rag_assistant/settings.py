@@ -156,6 +156,14 @@ class AnswerSettings(BaseModel):
         "answered when a sentence of a retrieved abstract is this close to it in meaning "
         "(cosine; chosen on eval/dev.jsonl, README, Evaluation); 1 turns it off.",
     )
+    min_meaning_lay: float = Field(
+        0.45,
+        ge=0.0,
+        le=1.0,
+        description="min_meaning for a question in lay words, one that names nothing "
+        "particular (no name with a rare or unknown word, none hyphenated); chosen on "
+        "eval/dev.jsonl (README, Evaluation).",
+    )
     signals: list[
         Literal["whole-words", "unknown-names", "unknown-versions", "in-passing", "quantity"]
     ] = Field(

@@ -401,7 +401,7 @@ def test_a_question_in_other_words_is_answered_when_a_sentence_is_close_in_meani
 
     def meaning_policy(min_meaning: float) -> AnswerabilityPolicy:
         base = policy(*ALL)
-        base.min_meaning = min_meaning
+        base.min_meaning = base.min_meaning_lay = min_meaning
         return base
 
     assert policy(*ALL).decide(asked, sources()).evidence < 0.4
@@ -420,6 +420,25 @@ def test_a_question_in_other_words_is_answered_when_a_sentence_is_close_in_meani
         with_meaning(0.7, 0.2, 0.1),
     )
     assert not number.answerable and number.verdict == "not stated"
+
+
+def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something():
+    """Lay questions ("how can software tell which people a news story is about?") name
+    nothing and share few words with the abstract that answers them: their closest sentence
+    sits lower in meaning than a named question's. A question naming something particular
+    (a rare or unknown word, a hyphenated name) keeps the stricter floor; "AI" or a word
+    many papers use names nothing."""
+    base = policy(*ALL)
+    base.min_meaning, base.min_meaning_lay = 0.5, 0.45
+    found = sources()
+    found[0].meaning, found[1].meaning, found[2].meaning = 0.47, 0.2, 0.1
+    lay = "Which protocol sends network traffic along smell trails?"
+    assert base.decide(lay, found).answerable
+    for named in (
+        "Which protocol sends Lantern traffic along smell trails?",  # a word one paper uses
+        "Which protocol sends network traffic along Smell-Trails?",  # hyphenated
+    ):
+        assert not base.decide(named, found).answerable, named
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,11 @@ retrieved. The signals, none of them tied to the wording of any question set:
   "capitalizes", nor "folding" a "7-fold" (the stemmer alone would conflate them). Below
   ``min_evidence`` the question is off topic, unless:
 * **meaning** — (with the sentence encoder) a sentence of a retrieved abstract is as close
-  to the question in meaning as ``min_meaning``: the question says it in other words. The
-  checks below then look at those papers.
+  to the question in meaning as ``min_meaning``: the question says it in other words. A
+  question that names nothing particular (no name with a rare or unknown word, none
+  hyphenated: "AI" and "English" are common) is in lay words, and ``min_meaning_lay`` is
+  enough; a question naming something must find it. The checks below then look at those
+  papers.
 * **unknown names** — a name of the question (:func:`~rag_assistant.text.terms.names`) that no
   indexed text uses: the question is about something else.
 * **unknown versions** — a name with a version or a size ("FlashAttention-3", "NLLB-54B")
@@ -150,6 +153,7 @@ class AnswerabilityPolicy:
         *,
         min_evidence: float,
         min_meaning: float = 1.0,
+        min_meaning_lay: float | None = None,
         spelled: Callable[[str], str | None] | None = None,
         df: Callable[[str], int] | None = None,
         rare_df: int = 3,
@@ -160,6 +164,7 @@ class AnswerabilityPolicy:
         self.idf = idf
         self.min_evidence = min_evidence
         self.min_meaning = min_meaning
+        self.min_meaning_lay = min_meaning if min_meaning_lay is None else min_meaning_lay
         self.spelled = spelled
         self.df = df
         self.rare_df = rare_df
@@ -268,7 +273,8 @@ class AnswerabilityPolicy:
         if not (analysis.terms and sources) or unknown:
             return decision("off topic")
         # a question in other words than the abstracts': few shared words, close in meaning
-        close = [i for i, s in enumerate(sources) if (s.meaning or 0.0) >= self.min_meaning]
+        floor = self.min_meaning if self._names_something(question) else self.min_meaning_lay
+        close = [i for i, s in enumerate(sources) if (s.meaning or 0.0) >= floor]
         if best >= self.min_evidence:
             if "rarest" in self.signals:
                 rarest = max(analysis.terms, key=self.idf)
@@ -306,6 +312,16 @@ class AnswerabilityPolicy:
             if missing:
                 return decision("not stated", missing)
         return decision("answered")
+
+    def _names_something(self, question: str) -> bool:
+        """The question names something particular: a name (or a word capitalized inside
+        the sentence) that is hyphenated ("Self-RAG") or holds a word few chunks use, or none
+        ("HippoRAG", "Tokyo"). "AI" or "English", common in the corpus, name nothing."""
+        df = self.df
+        return any(
+            "-" in name or df is None or any(df(t) <= self.rare_df for t in query_terms(name))
+            for name in _written_as_names(question)
+        )
 
     def _titled(self, question: str, sources: Sequence[Source], relevant: list[int]) -> list[int]:
         """Of ``relevant``, the papers the question names by a name their title holds
