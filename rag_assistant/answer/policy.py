@@ -515,11 +515,21 @@ _ASKS_ABOUT = re.compile(
 )
 
 
+_ASKS_OF = re.compile(
+    r"\b(?:what|which|how\s+many|how\s+much)\s+(?:[\w-]+\s+){0,3}?"
+    r"(?:does|do|did|is|are|was|were)\s+(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
+    re.IGNORECASE,
+)
+
+
 def asked_about(question: str) -> set[str]:
-    """The terms of what a question asks the workings or the nature of: the few words after
-    "how does", "what is", "explain" ("how does the H3 architecture work" → h3, architectur);
-    empty for other questions (a number, a list of papers)."""
-    return {t for m in _ASKS_ABOUT.finditer(question) for t in query_terms(m.group("subject"))}
+    """The terms of what a question asks the workings, the nature or an attribute of: the few
+    words after "how does", "what is", "explain" ("how does the H3 architecture work" → h3,
+    architectur), or after the verb of "what / which / how many ... does X" ("how many
+    languages does NLLB-54B translate" → nllb, 54b, translat); empty for other questions (a
+    list of papers)."""
+    found = _ASKS_ABOUT.finditer(question), _ASKS_OF.finditer(question)
+    return {t for matches in found for m in matches for t in query_terms(m.group("subject"))}
 
 
 _WHAT_IS = re.compile(
@@ -649,7 +659,8 @@ def _compared(words: Sequence[str], i: int) -> bool:
 def _shown(term: str, analysis: Analysis, question: str) -> str:
     """``term`` as the question writes it ("France", not "france")."""
     shown = sorted(analysis.surface.get(term) or {term})[0]
-    return next((w for w in re.findall(r"[\w-]+", question) if fold(w) == shown), shown)
+    words = [*re.findall(r"[\w-]+", question), *re.findall(r"\w+", question)]  # "NLLB-54B"
+    return next((w for w in words if fold(w) == shown), shown)
 
 
 def _only_compared(text: str) -> set[str]:
