@@ -25,10 +25,13 @@ retrieved. The signals, none of them tied to the wording of any question set:
 * **named only in passing** — a distinctive word of the question (one that few chunks use)
   that the retrieved papers use only in passing: never in a title, never in a sentence that
   presents a contribution ("we propose X", "X is a ..."), once in the abstract. The question
-  asks about a system the corpus only mentions (a baseline, a comparison). Likewise a thing
-  in words the question asks to be explained ("what is layer normalization?") that no
-  relevant paper presents or defines: the question asks for knowledge the abstracts only
-  touch.
+  asks about a system the corpus only mentions (a baseline, a comparison): its workings, its
+  nature or an attribute ("how does X work?", "what is X?", "how many languages does X
+  translate?"). Likewise a thing in words the question asks to be explained ("what is layer
+  normalization?") that no relevant paper presents or defines: the question asks for
+  knowledge the abstracts only touch. And a name the question is about that none of the
+  papers matching the rest of it mentions ("which encoders does the Cambrian MLLM use?"):
+  those papers are about something else.
 * **quantity not stated** — the question asks for a number ("how many", "what accuracy",
   "how fast"; a year for "in which year", "when was") and no sentence of the relevant
   papers states a number with the quantity asked for, of the question's subject (the
