@@ -57,7 +57,7 @@ from ..text.glossary import expand
 from ..text.markers import strip_markers
 from ..text.normalize import fold, fold_spaces
 from ..text.sentences import sentences
-from ..text.terms import STOPWORDS, names, phrases, query_terms, stem, terms
+from ..text.terms import STOPWORDS, names, paper_names, query_terms, stem, terms
 from ..types import REFUSAL, Source
 
 Verdict = Literal["answered", "not stated", "off topic"]
@@ -334,8 +334,7 @@ class AnswerabilityPolicy:
         them."""
         if self.named is None:
             return relevant
-        asked = [*names(question), *phrases(question)]
-        found = self.named([n for n in asked if not _SIZE.fullmatch(n)])
+        found = self.named([n for n in paper_names(question) if not _SIZE.fullmatch(n)])
         held = {i: found[sources[i].paper_id] for i in relevant if sources[i].paper_id in found}
         most = max(held.values(), default=None)
         return [i for i in relevant if held.get(i, -1) == most] if held else relevant
@@ -638,8 +637,14 @@ def _written_as_names(question: str) -> list[str]:
 _SIZE = re.compile(r"\d+(?:\.\d+)?[A-Za-z]?")  # "7B", "13b": a size names no paper
 
 
-def _terms_of(source: Source) -> set[str]:
-    return set(terms(source.title + " " + source.abstract))
+def _terms_of(source: Source) -> frozenset[str]:
+    return _terms_of_text(source.title + " " + source.abstract)
+
+
+@functools.lru_cache(maxsize=256)
+def _terms_of_text(text: str) -> frozenset[str]:
+    """Cached: the in-passing checks ask it of the same papers once per name and per paper."""
+    return frozenset(terms(text))
 
 
 _OWN = frozenset("our we this new novel propose proposed introduce introduces".split())
@@ -698,11 +703,14 @@ def _central(term: str, source: Source) -> bool:
     return count > 1
 
 
+# counts written in words: numbers, but they measure nothing ("two LLMs")
+_COUNT_WORDS = (
+    r"two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|billions?"
+)
 _NUMBER = re.compile(
     r"(?<![\w.])\d+(?:[.,]\d+)*(?:\s?(?:%|x\b|×|times\b|k\b|m\b|b\b|[kmgt]i?b\b|ms\b|s\b|h\b))?"
     r"(?![\w])"
-    r"|\b(two|three|four|five|six|seven|eight|nine|ten|twice|double|half|hundreds?|"
-    r"thousands?|millions?|billions?)\b",
+    rf"|\b({_COUNT_WORDS}|twice|double|half)\b",
     re.IGNORECASE,
 )
 _NAME_WITH_DIGITS = re.compile(
@@ -768,10 +776,7 @@ _COMPARATIVE = re.compile(
 )
 
 
-_COUNT_WORD = re.compile(
-    r"two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|billions?",
-    re.IGNORECASE,
-)
+_COUNT_WORD = re.compile(_COUNT_WORDS, re.IGNORECASE)
 _WHEN = re.compile(r"\b(?:which|what)\s+year\b|\bwhen\s+(?:was|were|did)\b", re.IGNORECASE)
 _YEAR = re.compile(r"(?:19|20)\d\d")
 

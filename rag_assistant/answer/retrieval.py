@@ -11,7 +11,7 @@ from ..settings import RetrievalSettings
 from ..store.sentence_encoder import SentenceScores
 from ..text.glossary import expand
 from ..text.sentences import sentences
-from ..text.terms import names, phrases, query_terms
+from ..text.terms import paper_names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
 
@@ -114,8 +114,7 @@ class Retriever:
             k=s.rrf_k,
             weights=[weights.lexical, weights.dense, weights.preferred, weights.sentences],
         )
-        asked = [*names(question), *phrases(question)]
-        named = self.index.papers_named(asked) if weights.name else {}
+        named = self.index.papers_named(paper_names(question)) if weights.name else {}
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
             if paper_id not in found:

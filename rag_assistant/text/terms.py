@@ -166,6 +166,12 @@ def phrases(text: str) -> list[str]:
     return list(dict.fromkeys(_PHRASE.findall(text)))
 
 
+def paper_names(text: str) -> list[str]:
+    """The names ``text`` may give a paper by: :func:`names` ("R-Tuning") and
+    :func:`phrases` in title case ("Adaptive Guidance")."""
+    return [*names(text), *phrases(text)]
+
+
 def numbers(text: str) -> set[str]:
     """The numbers written in ``text`` ("7.66", "70%", "2x"), normalized for comparison."""
     found = set()
