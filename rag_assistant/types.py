@@ -23,6 +23,10 @@ OFFLINE_NOTICE = (
     "Offline extractive answer: the sentences below are quoted from the indexed abstracts; "
     "no language model was used."
 )
+OFFLINE_REFUSAL_NOTICE = (
+    "Offline extractive answer: the indexed abstracts were checked for a sentence that "
+    "answers the question; no language model was used."
+)
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(stage, done, total)``: ingest reports 'reading', 'embedding' and 'lexical';

@@ -61,6 +61,15 @@ def test_a_question_about_an_unknown_name_is_refused_and_says_which(assistant):
     answer = assistant.ask("How does RAPTOR build a tree of recursive summaries for retrieval?")
     assert answer.refused and not answer.citations
     assert 'No indexed abstract mentions "RAPTOR".' in answer.notices
+    # nothing is quoted, and the offline notice does not say that something below is
+    assert not any("sentences below are quoted" in n for n in answer.notices)
+    assert any(n.startswith("Offline extractive answer") for n in answer.notices)
+
+
+def test_an_offline_answer_says_its_sentences_are_quoted(assistant):
+    answer = assistant.ask("What is HyperAttention?")
+    assert not answer.refused
+    assert any("sentences below are quoted" in n for n in answer.notices)
 
 
 def test_a_misspelled_known_name_is_still_answered(assistant):

@@ -16,6 +16,7 @@ from ..text.sentences import sentences
 from ..text.terms import terms
 from ..types import (
     OFFLINE_NOTICE,
+    OFFLINE_REFUSAL_NOTICE,
     REFUSAL,
     Answer,
     Event,
@@ -121,9 +122,10 @@ class ExtractiveAnswerer:
         extract = self.extract(request.standalone, sources, focus=request.asked, avoid=quoted)
         text, citations, warnings = resolve(extract.text, sources)
         # "... no language model was used (no OPENAI_API_KEY or OPENAI_BASE_URL is set)."
-        notice = OFFLINE_NOTICE
+        # a refusal quotes nothing: its notice does not say "the sentences below are quoted"
+        notice = OFFLINE_REFUSAL_NOTICE if extract.refused else OFFLINE_NOTICE
         if self.reason:
-            notice = f"{OFFLINE_NOTICE.removesuffix('.')} ({self.reason})."
+            notice = f"{notice.removesuffix('.')} ({self.reason})."
         notices = [notice, *request.notices]
         if extract.decision.unknown_names:
             notices.append(extract.decision.notice)
