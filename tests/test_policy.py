@@ -165,6 +165,68 @@ def test_a_number_written_with_its_unit_is_a_number():
     assert policy("quantity").decide(asked, [source]).answerable
 
 
+def test_list_markers_and_citation_years_state_no_quantity():
+    """ "How much text, in GB, was RoBERTa pretrained on?" was answered by "... BERT
+    pretraining (Devlin et al., 2019) ...", and "How many experts are in each layer of
+    Moirai-MoE?" by "(1) Frequency is ...": neither number is a quantity."""
+    said = "We revisit scent routing (Heron et al., 2019): (1) scents fade; (ii) they drift."
+    assert numbers_in(said) == []
+    assert [m.group(0) for m in numbers_in("Kusupati et al. (2022) route 12 packets")] == ["12"]
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "How many packets does Quokka Routing route per second?"
+    assert policy("quantity").decide(asked, [source]).verdict == "not stated"
+
+
+def test_the_unit_counted_is_in_the_sentence_stating_the_number():
+    """A title holding the unit ("... with Sparse Mixture of Experts") does not make every
+    number of the abstract a count of it."""
+    abstract = "Quokka Routing uses scents. Experiments on 39 networks show it is robust."
+    source = Source("p1", "Quokka Routing with a Mixture of Scents", 1.0, abstract, abstract, 1)
+    asked = "How many scents are in each Quokka Routing mixture?"
+    assert policy("quantity").decide(asked, [source]).verdict == "not stated"
+    counted = abstract + " Each mixture holds 8 scents."
+    source = Source("p1", source.title, 1.0, counted, counted, rank=1)
+    assert policy("quantity").decide(asked, [source]).answerable
+
+
+def test_a_count_word_joined_to_another_word_counts_only_that_word():
+    """ "How much faster is 2DMSE than MRL?" was answered by "... called Two-dimensional
+    Matryoshka Sentence Embedding": "Two-" counts dimensions, not a speed-up."""
+    said = "We present Two-dimensional Quokka Routing, which follows scents."
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    assert policy("quantity").decide("How much faster is Quokka Routing?", [source]).verdict == (
+        "not stated"
+    )
+    staged = "We present a three-stage Quokka Routing, which follows scents."
+    source = Source("p1", "Quokka Routing", 1.0, staged, staged, rank=1)
+    assert (
+        policy("quantity").decide("How many stages does Quokka Routing have?", [source]).answerable
+    )
+
+
+def test_the_value_a_change_reaches_is_an_absolute_value():
+    """ "improve the test accuracy ... from 1% to more than 92%" states the accuracy reached;
+    "up to 40%" is still a change."""
+    said = "Quokka Routing improves delivery accuracy from 41% to more than 92%."
+    assert [_relative(said, n) for n in numbers_in(said)] == [True, False]
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "What delivery accuracy does Quokka Routing reach?"
+    assert policy("quantity").decide(asked, [source]).answerable
+    upto = "Quokka Routing improves delivery accuracy by up to 40%."
+    assert [_relative(upto, n) for n in numbers_in(upto)] == [True]
+
+
+def test_a_model_size_is_no_score():
+    """ "What HumanEval pass@1 does CodeGen2-16B achieve?" was answered by "... release
+    CodeGen2 models in size 1B, 3.7B, 7B, and 16B parameters": sizes, not a score."""
+    said = "We release Quokka Routing models in size 1B and 7B, tested on delivery accuracy."
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "What delivery accuracy does Quokka Routing reach?"
+    assert policy("quantity").decide(asked, [source]).verdict == "not stated"
+    sized = "What is the size of the Quokka Routing models?"
+    assert policy("quantity").decide(sized, [source]).answerable
+
+
 def test_a_number_the_title_states_is_stated():
     abstract = "Quokka Routing follows the scent of packets. It beats shortest paths."
     titled = Source("p1", "Quokka Routing From 8 Scents", 1.0, abstract, abstract, rank=1)
@@ -279,6 +341,18 @@ def test_a_baseline_named_twice_is_still_only_a_baseline():
     assert decision.reason.startswith('"Heron" appears in [1] only in passing')
     own = "How does Gzip Selection pick training examples?"
     assert policy("in-passing", abstracts={title: abstract}).decide(own, [source]).answerable
+
+
+def test_who_made_a_name_only_mentioned_is_not_stated():
+    """ "Who came up with the Adam optimizer?" and "Which company makes the Claude models?"
+    were answered from abstracts naming Adam and Claude in passing, though several
+    abstracts mention them (not a rare name): who made X asks an attribute of X."""
+    assert asked_about("Which company makes the Heron Pooling models?") >= {"heron", "pool"}
+    asked = "Who came up with Heron Pooling?"
+    decision = policy("in-passing").decide(asked, sources())
+    assert decision.verdict == "not stated"
+    assert decision.reason.startswith('"Heron" appears in [2] only in passing')
+    assert policy("in-passing").decide("Who proposed Lantern Attention?", sources()).answerable
 
 
 def test_a_name_the_question_compares_with_is_not_what_it_asks_about():
@@ -456,6 +530,10 @@ def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something(
         ("What accuracy does Pink get on VSR?", ["accuraci"], False),
         ("How much faster is it than FlashAttention?", [], True),
         ("What is HyperAttention?", None, None),
+        ("What pass@1 does CodeSim get on HumanEval?", ["pass"], False),  # a result verb
+        ("What savings do they get?", [], True),
+        ("what is critical batch size?", None, None),  # a concept, not "the size of"
+        ("What is the batch size of Quokka?", ["size"], False),
         ("what's MAE-LM, and what's the problem with MLM?", None, None),
     ],
 )

@@ -27,17 +27,20 @@ retrieved. The signals, none of them tied to the wording of any question set:
   presents a contribution ("we propose X", "X is a ..."), once in the abstract. The question
   asks about a system the corpus only mentions (a baseline, a comparison): its workings, its
   nature or an attribute ("how does X work?", "what is X?", "how many languages does X
-  translate?"). Likewise a thing in words the question asks to be explained ("what is layer
-  normalization?") that no relevant paper presents or defines: the question asks for
-  knowledge the abstracts only touch. And a name the question is about that none of the
-  papers matching the rest of it mentions ("which encoders does the Cambrian MLLM use?"):
-  those papers are about something else.
+  translate?"; "who made X?", however many abstracts name X). Likewise a thing in words
+  the question asks to be explained ("what is layer normalization?") that no relevant
+  paper presents or defines: the question asks for knowledge the abstracts only touch. And
+  a name the question is about that none of the papers matching the rest of it mentions
+  ("which encoders does the Cambrian MLLM use?"): those papers are about something else.
 * **quantity not stated** — the question asks for a number ("how many", "what accuracy",
   "how fast"; a year for "in which year", "when was") and no sentence of the relevant
   papers states a number with the quantity asked for, of the question's subject (the
   sentence names it, or its paper is about it: "We present ToolBench ... It holds 16,464
   APIs"); or it asks for an absolute value and the papers only state a change relative to
-  a baseline.
+  a baseline ("from 41% to 92%" states the value reached). A result verb asks for a value
+  too ("what pass@1 does X get?"). The sentence itself holds the unit (not only its
+  paper's title); a list marker "(1)", a citation's year, a count word joined to another
+  word ("Two-dimensional") and, for a score, a model size ("16B") state nothing asked.
 
 Which papers an answer may quote: those whose evidence is close to the best paper's; and when
 the question names a paper (a name of the question that its title holds whole, "R-Tuning",
@@ -361,7 +364,11 @@ class AnswerabilityPolicy:
         not what it asks about."""
         passing: list[tuple[str, list[int]]] = []
         asked = asked_about(question) - _only_compared(question)
-        for term in self._subject(question, analysis):
+        # who made a thing: its name, however many abstracts mention it ("Adam", "Claude")
+        makers = [t for t in _maker_of(question) if t in analysis.terms]
+        if self.df is not None and makers:  # of a name in words, its rarest word
+            makers = [min(makers, key=self.df)]
+        for term in dict.fromkeys([*self._subject(question, analysis), *makers]):
             if term not in asked:
                 continue  # a dataset or a unit the question also names, not what it asks
             holders = [i for i in relevant if term in _terms_of(sources[i])]
@@ -413,13 +420,19 @@ class AnswerabilityPolicy:
                 numbers = numbers_in(sentence)
                 if quantity.year:
                     numbers = [n for n in numbers if _YEAR.fullmatch(n.group(0))]
-                if quantity.measure:
+                if quantity.measure:  # a count in words ("two LLMs") measures nothing
                     numbers = [n for n in numbers if not _COUNT_WORD.fullmatch(n.group(0))]
+                if quantity.measure and not _SIZE_UNITS & set(quantity.units):
+                    # nor is a model's size ("16B") a score
+                    numbers = [n for n in numbers if not _MODEL_SIZE.fullmatch(n.group(0))]
+                numbers = [n for n in numbers if not _compound(sentence, n, quantity.units)]
                 if not numbers:
                     continue
                 said = set(terms(sentence))
                 held = said | title
-                on_unit = not quantity.units or any(u in held for u in quantity.units)
+                # the sentence itself says what its number counts or measures (a title
+                # holding "Experts" does not make every number of the abstract a count of them)
+                on_unit = not quantity.units or any(u in said for u in quantity.units)
                 # the unit paraphrased: the sentence holds most of what the title does not
                 asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
                 if not on_unit and self.coverage(asked, said) < 0.5:
@@ -524,14 +537,38 @@ _ASKS_OF = re.compile(
 )
 
 
+# "who created X", "which company makes X": the maker of X is an attribute of X
+_ASKS_WHO = re.compile(
+    r"\b(?:who|which\s+(?:compan(?:y|ies)|organi[sz]ations?|labs?|teams?|groups?|"
+    r"institutions?|universit(?:y|ies)|people|researchers|authors?))\s+(?:\w+\s+){0,2}?"
+    r"(?:made|makes?|creat\w*|invent\w*|releas\w*|develop\w*|propos\w*|introduc\w*|"
+    r"buil[dt]s?|wr[io]tes?|written|trains?|trained|design\w*|came\s+up\s+with|"
+    r"(?:is|are|was|were)\s+behind|owns?)\s+(?:the\s+)?(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
+    re.IGNORECASE,
+)
+
+
 def asked_about(question: str) -> set[str]:
     """The terms of what a question asks the workings, the nature or an attribute of: the few
     words after "how does", "what is", "explain" ("how does the H3 architecture work" → h3,
     architectur), or after the verb of "what / which / how many ... does X" ("how many
-    languages does NLLB-54B translate" → nllb, 54b, translat); empty for other questions (a
-    list of papers)."""
-    found = _ASKS_ABOUT.finditer(question), _ASKS_OF.finditer(question)
+    languages does NLLB-54B translate" → nllb, 54b, translat), or after the verb of "who
+    made X" ("which company makes the Claude models" → claud, model); empty for other
+    questions (a list of papers)."""
+    found = (
+        _ASKS_ABOUT.finditer(question),
+        _ASKS_OF.finditer(question),
+        _ASKS_WHO.finditer(question),
+    )
     return {t for matches in found for m in matches for t in query_terms(m.group("subject"))}
+
+
+def _maker_of(question: str) -> list[str]:
+    """The terms of the names a "who made X?" question asks the maker of ("Who released
+    Stable Diffusion?" → stabl, diffus)."""
+    written = {t for word in _written_as_names(question) for t in query_terms(word)}
+    found = (query_terms(m.group("subject")) for m in _ASKS_WHO.finditer(question))
+    return [t for subject in found for t in subject if t in written]
 
 
 _WHAT_IS = re.compile(
@@ -719,10 +756,21 @@ _NAME_WITH_DIGITS = re.compile(
 )
 
 
+# numbers that state nothing measured: a list's markers ("(1)", "(ii)") and a citation's
+# year ("(Devlin et al., 2019)", "Kusupati et al. (2022)", "(2019)")
+_NOT_QUANTITY = re.compile(
+    r"\(\s*(?:\d{1,2}|[ivx]{1,4}|[a-h])\s*\)"
+    r"|\bet\s+al\.?,?\s*\(?(?:19|20)\d\d[a-z]?\)?"
+    r"|\(\s*(?:19|20)\d\d[a-z]?\s*\)",
+    re.IGNORECASE,
+)
+
+
 def _without_names(sentence: str) -> str:
     """A sentence without the words that hold digits as part of a name ("Llama2-7B",
-    "GPT-4", "H100"): what is left of its numbers are quantities."""
-    return _NAME_WITH_DIGITS.sub(" ", sentence)
+    "GPT-4", "H100"), a list's markers and a citation's year: what is left of its numbers
+    are quantities."""
+    return _NAME_WITH_DIGITS.sub(" ", _NOT_QUANTITY.sub(" ", sentence))
 
 
 _RELATIVE = re.compile(
@@ -743,6 +791,22 @@ _BY_DIFFERENCE = re.compile(r"\bby\s+$", re.IGNORECASE)
 _DIFFERENCE_UNIT = re.compile(r"\s*(?:points?\b|pp\b|p\.p\.)", re.IGNORECASE)
 
 
+def _compound(sentence: str, number: re.Match[str], units: Sequence[str]) -> bool:
+    """A count word joined to the word after it ("Two-dimensional", "three-stage"): a
+    quantity only of that word, when it is the unit asked for."""
+    if not _COUNT_WORD.fullmatch(number.group(0)):
+        return False
+    after = re.match(r"-(\w+)", _without_names(sentence)[number.end() :])
+    return bool(after) and not set(terms(after.group(1))) & set(units)
+
+
+# "improves accuracy from 1% to 92%": the value reached, though a change word is near
+_REACHED = re.compile(
+    r"(?<!\bup)\s+to\s+(?:more\s+than\s+|over\s+|about\s+|nearly\s+|almost\s+|around\s+)?$",
+    re.IGNORECASE,
+)
+
+
 def _relative(sentence: str, number: re.Match[str]) -> bool:
     """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%"):
     a multiplier, a change word within a few words of it, or a percentage or points right
@@ -750,6 +814,8 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
     text = _without_names(sentence)
     if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
         return True
+    if _REACHED.search(text[: number.start()]):
+        return False
     if _BY_DIFFERENCE.search(text[: number.start()]) and (
         "%" in number.group(0) or _DIFFERENCE_UNIT.match(text, number.end())
     ):
@@ -761,7 +827,7 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
 _QUANTITY = re.compile(
     r"\b(?:how\s+(?P<how>many|much|long|fast|large|big|often|quickly|small|accurate)"
     r"(?P<how_more>\s+(?:faster|better|more|less|smaller|larger|higher|lower|cheaper))?"
-    r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?:the\s+|its\s+|their\s+)?"
+    r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?P<det>the\s+|its\s+|their\s+)?"
     r"(?P<what>(?:[\w']+[\s@-]){0,2}?\b(?:accuracy|score|scores|bleu|rouge|f1|recall|precision|"
     r"perplexity|latency|speed|speedup|throughput|size|number|percentage|rate|cost|error|"
     r"auc|map|ndcg|mrr|em|win\s+rate))\b"
@@ -777,13 +843,31 @@ _COMPARATIVE = re.compile(
 
 
 _COUNT_WORD = re.compile(_COUNT_WORDS, re.IGNORECASE)
+_MODEL_SIZE = re.compile(r"\d+(?:\.\d+)?\s?[bm]", re.IGNORECASE)
+_SIZE_UNITS = frozenset(query_terms("size sizes parameters parameter params"))
 _WHEN = re.compile(r"\b(?:which|what)\s+year\b|\bwhen\s+(?:was|were|did)\b", re.IGNORECASE)
 _YEAR = re.compile(r"(?:19|20)\d\d")
+
+
+# "what pass@1 does CodeSim get", "which FID does it reach": a result verb asks for its value
+_VALUE_OF = re.compile(
+    r"\b(?:what|which)\s+(?P<what>(?:[\w@.'-]+\s+){0,2}?[\w@.'-]+)\s+"
+    r"(?:does|do|did|can|could|would|will)\s+(?:[\w.+-]+\s+){1,5}?"
+    r"(?:achieve|reach|attain|obtain|score|get|hit)\b",
+    re.IGNORECASE,
+)
 
 
 def _quantity(question: str) -> Quantity | None:
     """The quantity a question asks for, or None when it asks for no number."""
     match = _QUANTITY.search(question)
+    value = _VALUE_OF.search(question)
+    if match is None and value is not None:
+        word = value.group("what").split()[-1]
+        if _RELATIVE.fullmatch(word) or _COMPARATIVE.fullmatch(word):
+            return Quantity([], True, word)  # "what savings does it get": any change
+        unit = [t for t in query_terms(word) if not t[0].isdigit()]
+        return Quantity(unit, bool(_COMPARATIVE.search(question)), word, measure=True)
     if match is None and _WHEN.search(question):
         return Quantity([], False, "year", year=True)
     if match is None:
@@ -800,6 +884,8 @@ def _quantity(question: str) -> Quantity | None:
             return Quantity(unit, relative, " ".join(words))
         return Quantity([], relative)
     if match.group("what"):
+        if not match.group("det") and not question[match.end() :].strip(" ?!.\n"):
+            return None  # "what is critical batch size?", "what is perplexity": a concept
         word = match.group("what").split()[-1]
         unit = [t for t in query_terms(word) if t not in ("number", "rate")]
         return Quantity(
