@@ -671,6 +671,29 @@ def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_pa
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
 
 
+def test_a_sentence_about_the_release_is_not_quoted_for_the_answer(tmp_path):
+    """ "Our code will be released at https://github.com/..." was quoted (it holds the method's
+    name and the question's words) in place of the sentence stating the fact asked; unless
+    the question asks where the code is."""
+    said = [
+        "We propose Wombat Routing for packets in mesh networks.",
+        "Wombat Routing code for routing packets in mesh networks is publicly available at "
+        "https://github.com/example/wombat.",
+        "In Wombat Routing, each node forwards packets toward the neighbour with the "
+        "strongest scent.",
+    ]
+    path = tmp_path / "papers.jsonl"
+    path.write_text(json.dumps({"title": "Wombat Routing", "abstract": " ".join(said)}) + "\n")
+    assistant = Assistant(
+        home=tmp_path / "home", auto_ingest_bundled=False, answer={"max_sentences": 2}
+    )
+    assistant.ingest([path])
+    answer = assistant.ask("How does Wombat Routing forward packets in mesh networks?")
+    assert "strongest scent" in answer.text and "github" not in answer.text
+    where = assistant.ask("Where is the Wombat Routing code for mesh networks available?")
+    assert "github.com/example/wombat" in where.text
+
+
 def test_a_question_asking_for_papers_has_room_for_each_of_them(tmp_path):
     """A list question ("Which papers ...?") answered by several papers gets up to
     ``list_sentences`` quotes (8), others ``max_sentences`` (5): with one sentence a paper,
