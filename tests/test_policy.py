@@ -293,7 +293,7 @@ def test_a_method_only_named_as_a_baseline():
     asked = "How does Heron Pooling select blocks?"
     decision = policy("in-passing").decide(asked, sources())
     assert decision.verdict == "not stated"
-    assert decision.reason.startswith('"Heron" appears in [2] only in passing')
+    assert decision.reason.startswith('"Heron Pooling" appears in [2] only in passing')
     # the paper's own method, named in its title, is what it is about
     assert (
         policy("in-passing")
@@ -310,7 +310,7 @@ def test_a_subject_none_of_the_matching_papers_mentions():
     decision = policy("in-passing").decide(asked, sources())
     assert decision.verdict == "not stated"
     assert decision.reason == (
-        'the abstracts that match the question do not mention "Heron"; [2] mentions it, '
+        'the abstracts that match the question do not mention "Heron Pooling"; [2] mentions it, '
         "not the rest of the question"
     )
     assert policy().decide(asked, sources()).answerable  # the signal off: answered
@@ -338,7 +338,7 @@ def test_a_baseline_named_twice_is_still_only_a_baseline():
     asked = "How does the Heron Sampling method pick training examples?"
     decision = policy("in-passing", abstracts={title: abstract}).decide(asked, [source])
     assert decision.verdict == "not stated"
-    assert decision.reason.startswith('"Heron" appears in [1] only in passing')
+    assert decision.reason.startswith('"Heron Sampling" appears in [1] only in passing')
     own = "How does Gzip Selection pick training examples?"
     assert policy("in-passing", abstracts={title: abstract}).decide(own, [source]).answerable
 
@@ -351,8 +351,16 @@ def test_who_made_a_name_only_mentioned_is_not_stated():
     asked = "Who came up with Heron Pooling?"
     decision = policy("in-passing").decide(asked, sources())
     assert decision.verdict == "not stated"
-    assert decision.reason.startswith('"Heron" appears in [2] only in passing')
+    assert decision.reason.startswith('"Heron Pooling" appears in [2] only in passing')
     assert policy("in-passing").decide("Who proposed Lantern Attention?", sources()).answerable
+    # "Who released Stable Diffusion?" was answered from a diffusion paper that never says
+    # "Stable": the papers matching the rest of the question do not mention the name
+    weak = "Capitalizing on Weak Labels"
+    twice = {**ABSTRACTS, weak: ABSTRACTS[weak] + " Unlike Heron Pooling, it needs no labels."}
+    asked = "Who released the Heron Pooling protocol that routes packets by scent gradients?"
+    decision = policy("in-passing", abstracts=twice).decide(asked, sources(twice))
+    assert decision.verdict == "not stated"
+    assert decision.reason.startswith('the abstracts that match the question do not mention "Heron')
 
 
 def test_a_name_the_question_compares_with_is_not_what_it_asks_about():
@@ -376,7 +384,7 @@ def test_a_name_in_passing_counts_only_when_the_question_asks_about_it():
     assert policy("in-passing").decide(aside, sources()).answerable
     attribute = policy("in-passing").decide("How many blocks does Heron Pooling keep?", sources())
     assert attribute.verdict == "not stated"
-    assert attribute.reason.startswith('"Heron" appears in [2] only in passing')
+    assert attribute.reason.startswith('"Heron Pooling" appears in [2] only in passing')
     own = "How many blocks does Lantern Attention keep at 64k tokens?"
     assert policy("in-passing").decide(own, sources()).verdict != "not stated"
     assert not policy("in-passing").decide("What is Heron Pooling?", sources()).answerable

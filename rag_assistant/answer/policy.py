@@ -60,7 +60,7 @@ from ..text.glossary import expand
 from ..text.markers import strip_markers
 from ..text.normalize import fold, fold_spaces
 from ..text.sentences import sentences
-from ..text.terms import STOPWORDS, names, paper_names, query_terms, stem, terms
+from ..text.terms import STOPWORDS, names, paper_names, phrases, query_terms, stem, terms
 from ..types import REFUSAL, Source
 
 Verdict = Literal["answered", "not stated", "off topic"]
@@ -365,10 +365,9 @@ class AnswerabilityPolicy:
         passing: list[tuple[str, list[int]]] = []
         asked = asked_about(question) - _only_compared(question)
         # who made a thing: its name, however many abstracts mention it ("Adam", "Claude")
-        makers = [t for t in _maker_of(question) if t in analysis.terms]
-        if self.df is not None and makers:  # of a name in words, its rarest word
-            makers = [min(makers, key=self.df)]
-        for term in dict.fromkeys([*self._subject(question, analysis), *makers]):
+        for term in dict.fromkeys(
+            [*self._subject(question, analysis), *self._made(analysis, question)]
+        ):
             if term not in asked:
                 continue  # a dataset or a unit the question also names, not what it asks
             holders = [i for i in relevant if term in _terms_of(sources[i])]
@@ -384,6 +383,12 @@ class AnswerabilityPolicy:
             "comparison or an example); no indexed abstract describes it"
         )
 
+    def _made(self, analysis: Analysis, question: str) -> list[str]:
+        """The name a "who made X?" question asks the maker of, however many abstracts name
+        it ("Adam", "Claude"); of a name in words ("Stable Diffusion"), its rarest word."""
+        made = [t for t in _maker_of(question) if t in analysis.terms]
+        return [min(made, key=self.df)] if self.df is not None and made else made
+
     def _subject_absent(
         self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
     ) -> str | None:
@@ -391,6 +396,7 @@ class AnswerabilityPolicy:
         use?") and none of the papers that match the rest of it mentions that name: they are
         about something else. A size ("405B") is no subject."""
         subject = [t for t in self._subject(question, analysis) if not _SIZE.fullmatch(t)]
+        subject += [t for t in self._made(analysis, question) if t not in subject]
         if not subject or any(t in _terms_of(sources[i]) for i in relevant for t in subject):
             return None
         shown = _shown(subject[0], analysis, question)
@@ -705,7 +711,9 @@ def _shown(term: str, analysis: Analysis, question: str) -> str:
     """``term`` as the question writes it ("France", not "france")."""
     shown = sorted(analysis.surface.get(term) or {term})[0]
     words = [*re.findall(r"[\w-]+", question), *re.findall(r"\w+", question)]  # "NLLB-54B"
-    return next((w for w in words if fold(w) == shown), shown)
+    word = next((w for w in words if fold(w) == shown), shown)
+    # a word of a name in title case shows the whole name ("Stable Diffusion")
+    return next((p for p in phrases(question) if word in p.split()), word)
 
 
 def _only_compared(text: str) -> set[str]:
