@@ -314,7 +314,7 @@ class AnswerabilityPolicy:
             if passing:
                 return decision("not stated", passing)
         if "quantity" in self.signals and analysis.quantity is not None:
-            missing = self._quantity_not_stated(question, analysis, sources, relevant)
+            missing = _quantity_not_stated(self, question, analysis, sources, relevant)
             if missing:
                 return decision("not stated", missing)
         return decision("answered")
@@ -407,51 +407,61 @@ class AnswerabilityPolicy:
         also = f"; {mentioned} mentions it, not the rest of the question" if mentioned else ""
         return f'the abstracts that match the question do not mention "{shown}"{also}'
 
-    def _quantity_not_stated(
-        self, question: str, analysis: Analysis, sources: Sequence[Source], relevant: Sequence[int]
-    ) -> str | None:
-        quantity = analysis.quantity
-        assert quantity is not None
-        subject = self._subject(question, analysis)
-        stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
 
-        @functools.cache
-        def about(term: str, i: int) -> bool:  # the paper is about the subject
-            return _central(term, sources[i])
+# --- the quantity asked and the numbers stated -----------------------------------------
 
-        for i in relevant:
-            title = set(terms(sources[i].title))
-            # the title states things too ("... Dense Retrieval From 8 Examples")
-            for sentence in [sources[i].title, *sentences(sources[i].abstract)]:
-                numbers = numbers_in(sentence)
-                if quantity.year:
-                    numbers = [n for n in numbers if _YEAR.fullmatch(n.group(0))]
-                if quantity.measure:  # a count in words ("two LLMs") measures nothing
-                    numbers = [n for n in numbers if not _COUNT_WORD.fullmatch(n.group(0))]
-                if quantity.measure and not _SIZE_UNITS & set(quantity.units):
-                    # nor is a model's size ("16B") a score
-                    numbers = [n for n in numbers if not _MODEL_SIZE.fullmatch(n.group(0))]
-                numbers = [n for n in numbers if not _compound(sentence, n, quantity.units)]
-                if not numbers:
-                    continue
-                said = set(terms(sentence))
-                held = said | title
-                # the sentence itself says what its number counts or measures (a title
-                # holding "Experts" does not make every number of the abstract a count of them)
-                on_unit = not quantity.units or any(u in said for u in quantity.units)
-                # the unit paraphrased: the sentence holds most of what the title does not
-                asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
-                if not on_unit and self.coverage(asked, said) < 0.5:
-                    continue
-                if subject and not any(t in held or about(t, i) for t in subject):
-                    continue
-                stated.append((i, all(_relative(sentence, n) for n in numbers)))
-        if not stated:
-            return f"no retrieved abstract states the {quantity.asked} asked for"
-        if not quantity.relative and all(relative for _, relative in stated):
-            cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in stated[:3]))
-            return f"{cited} reports a change relative to a baseline, not the absolute value asked"
-        return None
+
+def _quantity_not_stated(
+    policy: AnswerabilityPolicy,
+    question: str,
+    analysis: Analysis,
+    sources: Sequence[Source],
+    relevant: Sequence[int],
+) -> str | None:
+    """Why the relevant sources do not state the quantity the question asks for, or None
+    when one of their sentences states it (the 'quantity' signal, see the module's doc)."""
+    quantity = analysis.quantity
+    assert quantity is not None
+    subject = policy._subject(question, analysis)
+    stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
+
+    @functools.cache
+    def about(term: str, i: int) -> bool:  # the paper is about the subject
+        return _central(term, sources[i])
+
+    for i in relevant:
+        title = set(terms(sources[i].title))
+        # the title states things too ("... Dense Retrieval From 8 Examples")
+        for sentence in [sources[i].title, *sentences(sources[i].abstract)]:
+            numbers = numbers_in(sentence)
+            if quantity.year:
+                numbers = [n for n in numbers if _YEAR.fullmatch(n.group(0))]
+            if quantity.measure:  # a count in words ("two LLMs") measures nothing
+                numbers = [n for n in numbers if not _COUNT_WORD.fullmatch(n.group(0))]
+            if quantity.measure and not _SIZE_UNITS & set(quantity.units):
+                # nor is a model's size ("16B") a score
+                numbers = [n for n in numbers if not _MODEL_SIZE.fullmatch(n.group(0))]
+            numbers = [n for n in numbers if not _compound(sentence, n, quantity.units)]
+            if not numbers:
+                continue
+            said = set(terms(sentence))
+            held = said | title
+            # the sentence itself says what its number counts or measures (a title
+            # holding "Experts" does not make every number of the abstract a count of them)
+            on_unit = not quantity.units or any(u in said for u in quantity.units)
+            # the unit paraphrased: the sentence holds most of what the title does not
+            asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
+            if not on_unit and policy.coverage(asked, said) < 0.5:
+                continue
+            if subject and not any(t in held or about(t, i) for t in subject):
+                continue
+            stated.append((i, all(_relative(sentence, n) for n in numbers)))
+    if not stated:
+        return f"no retrieved abstract states the {quantity.asked} asked for"
+    if not quantity.relative and all(relative for _, relative in stated):
+        cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in stated[:3]))
+        return f"{cited} reports a change relative to a baseline, not the absolute value asked"
+    return None
 
 
 # --- texts and words ---------------------------------------------------------------------
