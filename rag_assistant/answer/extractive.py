@@ -195,7 +195,8 @@ class ExtractiveAnswerer:
         qterms = analysis.terms
         total_idf = sum(idf(t) for t in qterms) or 1.0
         focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
-        asked = focus or question
+        # a question asking where the code is may be answered by the release sentence
+        release_asked = bool(_ASKS_FOR_CODE.search(focus or question))
         fterms = focus_analysis.terms
         focus_idf = sum(idf(t) for t in fterms) or 1.0
         quoted = {_key(a) for a in avoid}
@@ -235,9 +236,7 @@ class ExtractiveAnswerer:
                 # "Our code is available at https://...", "We hope ...": never the answer,
                 # unless the question asks where the code is
                 boilerplate = (
-                    BOILERPLATE
-                    if _BOILERPLATE.search(sentence) and not _ASKS_FOR_CODE.search(asked)
-                    else 0.0
+                    BOILERPLATE if not release_asked and _BOILERPLATE.search(sentence) else 0.0
                 )
                 close = source.sentence_meaning.get(sentence)
                 meaning = MEANING_WEIGHT * close if close is not None else 0.0
