@@ -165,7 +165,14 @@ class AnswerSettings(BaseModel):
         "eval/dev.jsonl (README, Evaluation).",
     )
     signals: list[
-        Literal["whole-words", "unknown-names", "unknown-versions", "in-passing", "quantity"]
+        Literal[
+            "whole-words",
+            "unknown-names",
+            "unknown-versions",
+            "in-passing",
+            "quantity",
+            "named-detail",
+        ]
     ] = Field(
         default_factory=lambda: [
             "whole-words",
@@ -173,6 +180,7 @@ class AnswerSettings(BaseModel):
             "unknown-versions",
             "quantity",
             "in-passing",
+            "named-detail",
         ],
         description="The answerability checks in force (answer/policy.py), each measured on "
         "eval/dev.jsonl and confirmed on eval/qa.jsonl (README, Evaluation): 'quantity' (a "
@@ -180,7 +188,8 @@ class AnswerSettings(BaseModel):
         "name works, or what it is, asked when the papers only mention it; or a name the "
         "question is about that none of the papers matching the rest of it mentions) and "
         "'unknown-versions' (a name with a version, 'FlashAttention-3', that no indexed text "
-        "writes).",
+        "writes) and 'named-detail' (which model, dataset ... asked, where the abstract says "
+        "there is one but names none).",
     )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."

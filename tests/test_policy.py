@@ -14,6 +14,7 @@ from rag_assistant import Assistant
 from rag_assistant.answer.policy import (
     AnswerabilityPolicy,
     Text,
+    _kind_asked,
     _quantity,
     _relative,
     asked_about,
@@ -321,6 +322,71 @@ def test_a_subject_none_of_the_matching_papers_mentions():
     sized = {**ABSTRACTS, lantern: ABSTRACTS[lantern] + " It runs on a 405B model."}
     asked = "Which scent gradients does the 405B router follow to route packets?"
     assert policy("in-passing", abstracts=sized).decide(asked, sources(sized)).answerable
+
+
+NAMED = {
+    "Owlet: Benchmarks Written by a Language Model": (
+        "We present Owlet, which uses a language model to write benchmark questions. "
+        "Owlet's questions are 20% harder than existing benchmarks."
+    ),
+    "Finch Tuning for Small Classifiers": (
+        "We present Finch Tuning, which fine-tunes the FlaxNet-7B language model on ten "
+        "tasks. We evaluate it on the stereo PipitSet dataset."
+    ),
+}
+
+
+def test_a_kind_of_thing_asked_by_name_that_the_abstract_does_not_name():
+    """ "Which language model does AutoBencher use?" was answered with "AutoBencher ... uses
+    a language model to search": the abstract says there is one, not which."""
+    asked = "Which language model does Owlet use to write its questions?"
+    decision = policy("named-detail", abstracts=NAMED).decide(asked, sources(NAMED))
+    assert decision.verdict == "not stated"
+    assert decision.reason == "[1] mentions the language model but does not name it"
+    assert policy(abstracts=NAMED).decide(asked, sources(NAMED)).answerable  # signal off
+    # named ("FlaxNet-7B", "PipitSet"): answered
+    for named in (
+        "Which language model does Finch Tuning fine-tune?",
+        "Which dataset was Finch Tuning evaluated on?",
+    ):
+        assert policy("named-detail", abstracts=NAMED).decide(named, sources(NAMED)).answerable
+
+
+def test_an_acronym_of_the_kind_or_the_subject_spelled_out_names_nothing():
+    """ "We combine ... large language models (LLMs) to create Customized Prompts via Language
+    models (CuPL)": "LLMs" is the kind asked, the capitalized words spell out the question's
+    own name; neither is the model asked for."""
+    cupl = {
+        "Prompts from Language Models": (
+            "We combine image models with large language models (LLMs) to create Customized "
+            "Prompts via Language models (CuPL). CuPL writes class descriptions."
+        ),
+        "Unrelated Sorting": "We sort lists by merging runs of sorted numbers quickly.",
+    }
+    asked = "Which LLM does CuPL use to write class descriptions?"
+    decision = policy("named-detail", abstracts=cupl).decide(asked, sources(cupl))
+    assert decision.verdict == "not stated"
+    assert decision.reason == "[1] mentions the llm but does not name it"
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("Which language model does AutoBencher use?", "language model"),
+        ("which public model did best?", "public model"),
+        ("Which dataset was EgoPoseFormer evaluated on?", "dataset"),
+        ("Which LLM and what templates does CuPL use?", "LLM"),
+        ("what model did the hybrid-knowledge paper fine-tune?", "model"),
+        # not a name asked for by its kind
+        ("How does CFSP decide which parts of an LLM to prune?", None),
+        ("Can you explain how Wanda decides which LLM weights to prune?", None),
+        ("What accuracy do sorting models reach?", None),
+        ("Which papers propose new benchmarks?", None),
+    ],
+)
+def test_the_kind_of_name_a_question_asks_for(question, kind):
+    found = _kind_asked(question)
+    assert (found[1] if found else None) == kind
 
 
 def test_a_baseline_named_twice_is_still_only_a_baseline():

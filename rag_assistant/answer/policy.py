@@ -41,6 +41,11 @@ retrieved. The signals, none of them tied to the wording of any question set:
   too ("what pass@1 does X get?"). The sentence itself holds the unit (not only its
   paper's title); a list marker "(1)", a citation's year, a count word joined to another
   word ("Two-dimensional") and, for a score, a model size ("16B") state nothing asked.
+* **named detail** — the question asks which model, dataset, benchmark ... something uses
+  ("which language model does AutoBencher use?") and the relevant papers' sentences on that
+  kind of thing (those holding most of the question's clause) name none: "AutoBencher uses a
+  language model to search ..." says there is one, not which. An acronym of the kind
+  ("LLMs") and the words spelling out the question's own name name nothing.
 
 Which papers an answer may quote: those whose evidence is close to the best paper's; and when
 the question names a paper (a name of the question that its title holds whole, "R-Tuning",
@@ -151,6 +156,7 @@ class AnswerabilityPolicy:
         "rarest",
         "in-passing",
         "quantity",
+        "named-detail",
     )
 
     def __init__(
@@ -317,6 +323,10 @@ class AnswerabilityPolicy:
             missing = _quantity_not_stated(self, question, analysis, sources, relevant)
             if missing:
                 return decision("not stated", missing)
+        if "named-detail" in self.signals:
+            unnamed = _instance_not_named(self, asked or question, analysis, sources, relevant)
+            if unnamed:
+                return decision("not stated", unnamed)
         return decision("answered")
 
     def _names_something(self, question: str) -> bool:
@@ -462,6 +472,100 @@ def _quantity_not_stated(
         cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in stated[:3]))
         return f"{cited} reports a change relative to a baseline, not the absolute value asked"
     return None
+
+
+# --- the thing asked for by its kind, and the names stated --------------------------------
+
+_KIND = re.compile(
+    r"\b(?:which|what)\s+((?:[\w-]+\s+){0,3}?)"
+    r"(models?|llms?|lms?|backbones?|encoders?|datasets?|corpus|corpora|benchmarks?|"
+    r"tokenizers?|optimizers?|retrievers?|baselines?|gpus?)"
+    r"(?=\s+(?:and|or|does|do|did|is|are|was|were|has|have|had|can|could|would|will|\w+ed)\b)",
+    re.IGNORECASE,
+)
+# a name: a word with a capital or a digit after its first letter ("GPT-4", "UnrealEgo",
+# "BART", "T5"), a lower-case name with a digit ("multilingual-e5-large"), or a word
+# capitalized inside the sentence ("Gemini")
+_NAME = re.compile(
+    r"\b[A-Za-z][\w.]*[A-Z0-9][\w.]*(?:-[\w.]+)*|\b[a-z]+(?:-[\w.]+)*-[a-z]*\d[\w.-]*"
+)
+# the words a name in parentheses spells out ("Customized Prompts via Language models (CuPL")
+_SPELLED_OUT = re.compile(r"(\b[A-Z][\w-]*\s+(?:[\w-]+\s+){0,6})\((\w+)")
+
+
+def _kind_asked(question: str) -> tuple[list[str], str, str] | None:
+    """The kind of thing a "which / what <kind> does X ..." question asks the name of (a
+    model, a dataset, a benchmark ...): its terms, its words and the clause that asks it
+    ("which public model did best"); None for any other question ("which parts of an LLM",
+    "what accuracy do models reach")."""
+    m = _KIND.search(question)
+    if not m or asks_for_papers(question) or any(fold(w) in STOPWORDS for w in m.group(1).split()):
+        return None
+    words = f"{m.group(1)}{m.group(2)}"
+    kind = m.group(2).rstrip("sS")  # "LLMs" is not stemmed to "llm": both spellings
+    return query_terms(f"{kind} {kind}s"), words, question[m.start() :].split("?")[0]
+
+
+def _instances(sentence: str, own: set[str], initials: str) -> list[str]:
+    """The names ``sentence`` states, other than the question's own words (``own``), the
+    words a name of the question spells out, and an acronym of the kind asked ("LLMs" for
+    a language model is the kind, not one of it)."""
+
+    def spelled_out(m: re.Match[str]) -> str:
+        return "" if set(query_terms(m.group(2))) & own else m.group(0)
+
+    said = _SPELLED_OUT.sub(spelled_out, sentence)
+    found = []
+    for name in [*_NAME.findall(said), *_CAPITALIZED.findall(said)]:
+        name_terms = set(query_terms(name))
+        acronym = name.rstrip("s").upper() == name.rstrip("s") and name.rstrip("s").lower()
+        if acronym and acronym.endswith(initials) and len(acronym) <= len(initials) + 2:
+            continue
+        if name_terms and not name_terms <= own:
+            found.append(name)
+    return found
+
+
+def _instance_not_named(
+    policy: AnswerabilityPolicy,
+    question: str,
+    analysis: Analysis,
+    sources: Sequence[Source],
+    relevant: Sequence[int],
+) -> str | None:
+    """The question asks which model, dataset, benchmark ... something uses (:func:`_kind_asked`)
+    and the relevant papers' sentences that say so ("AutoBencher uses a language model to
+    search ...": those of them that hold most of the question) name none: the abstract says
+    that there is one, not which ('named-detail')."""
+    kind = _kind_asked(question)
+    if kind is None:
+        return None
+    kind_terms, kind_words, clause = kind
+    own = set(analysis.terms) | set(query_terms(question))
+    asked = policy.analyze(clause)  # the clause, not the rest of a two-part question
+    words = kind_words.split()
+    initials = "".join(w[0] for w in words).lower()
+    if len(words) == 1 and words[0].rstrip("s").isupper():  # "LLM": the kind is an acronym
+        initials = words[0].rstrip("s").lower()
+    said: list[tuple[float, int, str]] = []
+    for i in relevant:
+        for sentence in sentences(sources[i].abstract):
+            text = Text.of(sentence)
+            if any(k in text.terms for k in kind_terms):
+                said.append((policy.coverage(asked, text), i, sentence))
+    if not said:
+        return None  # the abstracts do not speak of the kind: not this check's to judge
+    best = max(c for c, _, _ in said)
+    closest = [(i, s) for c, i, s in said if c >= NAMED_SHARE * best]
+    if any(_instances(s, own, initials) for _, s in closest):
+        return None
+    cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in closest[:3]))
+    return f"{cited} mentions the {kind_words.lower()} but does not name it"
+
+
+NAMED_SHARE = 0.75
+"""The sentences on the kind asked that hold at least this share of the best one's coverage
+of the question are the ones that must name it."""
 
 
 # --- texts and words ---------------------------------------------------------------------
