@@ -290,6 +290,23 @@ def test_a_thing_in_words_that_no_paper_describes():
     assert policy().decide(asked, [Source("p1", "Scent Routing", 1.0, mention, mention)]).answerable
 
 
+def test_a_thing_to_explain_in_some_setting_is_the_thing_before_the_setting():
+    """ "Can you explain the vanishing gradient problem in deep networks?" was answered from a
+    paper on deep networks: the thing asked to be explained ends where its setting ("in
+    deep networks") starts, and no relevant paper describes it."""
+    abstract = "We route packets with a deep network. Its layer normalization is dropped."
+    title = "Scent Routing"
+    source = Source("p1", title, 1.0, abstract, abstract, rank=1)
+    check = policy("in-passing", abstracts={title: abstract})
+    asked = "Can you explain the layer normalization in deep networks for routing?"
+    assert check.decide(asked, [source]).reason == (
+        '"layer normalization" appears in [1] only in passing; no indexed abstract describes it'
+    )
+    described = "Layer normalization is a rescaling of activations. " + abstract
+    source = Source("p1", title, 1.0, described, described, rank=1)
+    assert policy("in-passing", abstracts={title: described}).decide(asked, [source]).answerable
+
+
 def test_a_method_only_named_as_a_baseline():
     asked = "How does Heron Pooling select blocks?"
     decision = policy("in-passing").decide(asked, sources())

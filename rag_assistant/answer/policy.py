@@ -28,7 +28,8 @@ retrieved. The signals, none of them tied to the wording of any question set:
   asks about a system the corpus only mentions (a baseline, a comparison): its workings, its
   nature or an attribute ("how does X work?", "what is X?", "how many languages does X
   translate?"; "who made X?", however many abstracts name X). Likewise a thing in words
-  the question asks to be explained ("what is layer normalization?") that no relevant
+  the question asks to be explained ("what is layer normalization?"; "explain the vanishing
+  gradient problem in deep networks": the thing ends where its setting starts) that no relevant
   paper presents or defines: the question asks for knowledge the abstracts only touch. And
   a name the question is about that none of the papers matching the rest of it mentions
   ("which encoders does the Cambrian MLLM use?"): those papers are about something else.
@@ -701,6 +702,12 @@ _CONCEPT = re.compile(
     r"(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)(?=\s+work\b|\s*[?,.;]|\s+and\b|\s*$)",
     re.IGNORECASE,
 )
+# "explain the vanishing gradient problem in deep networks": the thing, then where
+_EXPLAIN = re.compile(
+    r"\bexplain\s+(?:the\s+|an?\s+)?(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)"
+    r"(?=\s+(?:in|of|for|on|with|to)\s|\s*[?,.;]|\s+and\b|\s*$)",
+    re.IGNORECASE,
+)
 _COPULA = r"(?:\s*\([^)]{1,40}\))?,?\s+(?:is|are|represents?|refers\s+to|denotes|means)\b"
 
 
@@ -734,9 +741,14 @@ def _definition(question: str) -> tuple[frozenset[str], tuple[re.Pattern[str], .
     quoted sentence): the name's terms, and the openings that define the thing in words."""
     openings = tuple(
         re.compile(r"^\W*(?:the\s+|an?\s+)?" + re.escape(m.group("phrase")) + _COPULA, re.I)
-        for m in _CONCEPT.finditer(question)
+        for m in _concepts(question)
     )
     return frozenset(asks_to_define(question)), openings
+
+
+def _concepts(question: str) -> list[re.Match[str]]:
+    """The things in words a question asks to be explained (the ``phrase`` group)."""
+    return [*_CONCEPT.finditer(question), *_EXPLAIN.finditer(question)]
 
 
 _PAPERS = re.compile(
@@ -755,7 +767,7 @@ def _described_by_none(
     the thing is. The question asks for knowledge the abstracts only touch."""
     if asks_for_papers(question):
         return None
-    for match in _CONCEPT.finditer(question):
+    for match in _concepts(question):
         phrase = match.group("phrase")
         wanted = set(query_terms(phrase))
         if not wanted or _written_as_names(phrase):
