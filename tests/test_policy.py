@@ -290,6 +290,15 @@ def test_a_thing_in_words_that_no_paper_describes():
     assert policy().decide(asked, [Source("p1", "Scent Routing", 1.0, mention, mention)]).answerable
 
 
+def test_how_each_of_two_papers_does_something_asks_no_thing_to_explain():
+    """ "Compare Token Recycling with Lookahead: how does each speed up decoding?" was refused
+    with 'no indexed abstract describes "each speed up decoding"': a pronoun after "how
+    does" is no thing in words to explain."""
+    check = policy("in-passing")
+    asked = "Quokka Routing vs Lantern Attention: how does each cut latency?"
+    assert check.decide(asked, sources()).answerable
+
+
 def test_a_thing_to_explain_in_some_setting_is_the_thing_before_the_setting():
     """ "Can you explain the vanishing gradient problem in deep networks?" was answered from a
     paper on deep networks: the thing asked to be explained ends where its setting ("in

@@ -697,7 +697,10 @@ _WHAT_IS = re.compile(
 )
 # "what is knowledge distillation?", "how does speculative decoding work?": a thing in words
 _CONCEPT = re.compile(
-    r"\b(?:what\s+(?:is|are)|what's|what\u2019s|how\s+(?:does|do)|explain)\s+(?:the\s+|an?\s+)?"
+    r"\b(?:what\s+(?:is|are)|what's|what\u2019s|explain|how\s+(?:does|do)"
+    # "how does each speed up decoding?": a pronoun is no thing to explain
+    r"(?!\s+(?:each|it|its|they|them|this|that|these|those|both|either|one|we|you)\b))"
+    r"\s+(?:the\s+|an?\s+)?"
     r"(?:difference\s+between\s+(?:the\s+|an?\s+)?)?"  # "... between X and Y": X is asked about
     r"(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)(?=\s+work\b|\s*[?,.;]|\s+and\b|\s*$)",
     re.IGNORECASE,
