@@ -951,3 +951,21 @@ def test_a_paper_beside_the_first_is_quoted_for_what_it_says_not_to_fill_a_slot(
     answer = assistant.ask("How do routers route packets along scent gradients in mesh networks?")
     assert cited(answer) == {records[0]["title"]}
     assert "41%" in answer.text
+
+
+def test_a_question_naming_two_papers_is_answered_from_both(assistant):
+    """ "What is the difference between HyperAttention and Landmark Attention?" was answered
+    from HyperAttention alone: the papers a question names are kept name by name, not only
+    those naming most of the question ("SLUE Phase-2: ..." still wins over "SLUE: ...")."""
+    policy = assistant.policy()
+
+    def kept(question: str) -> list[str]:
+        sources = assistant.retrieve(question)
+        decision = policy.decide(question, sources)
+        return sorted(sources[i].title.split(":")[0] for i in decision.relevant)
+
+    assert kept("What is the difference between HyperAttention and Landmark Attention?") == [
+        "HyperAttention",
+        "Landmark Attention",
+    ]
+    assert kept("What tasks does SLUE Phase-2 add?") == ["SLUE Phase-2"]

@@ -343,15 +343,23 @@ class AnswerabilityPolicy:
     def _titled(self, question: str, sources: Sequence[Source], relevant: list[int]) -> list[int]:
         """Of ``relevant``, the papers the question names by a name their title holds
         ("INTERS", "R-Tuning", "Adaptive Guidance" in title case; a name in many titles,
-        such as "LLMs", or a size, such as "7B", names none), those naming most of it first
-        ("SLUE Phase-2: ..." before "SLUE: ..."); all of ``relevant`` when it names none of
-        them."""
+        such as "LLMs", or a size, such as "7B", names none): for each name, the papers
+        naming most of it ("SLUE Phase-2: ..." before "SLUE: ..."); all of ``relevant`` when
+        it names none of them."""
         if self.named is None:
             return relevant
-        found = self.named([n for n in paper_names(question) if not _SIZE.fullmatch(n)])
-        held = {i: found[sources[i].paper_id] for i in relevant if sources[i].paper_id in found}
-        most = max(held.values(), default=None)
-        return [i for i in relevant if held.get(i, -1) == most] if held else relevant
+        asked = [n for n in paper_names(question) if not _SIZE.fullmatch(n)]
+        kept: set[int] = set()
+        # each name apart ("SPLADE vs SparTerm" names two papers); a name inside a longer
+        # one ("SLUE" in "SLUE Phase-2") is not one of its own
+        for name in asked:
+            if any(name != longer and f" {name} " in f" {longer} " for longer in asked):
+                continue
+            found = self.named([name])
+            held = {i: found[sources[i].paper_id] for i in relevant if sources[i].paper_id in found}
+            most = max(held.values(), default=None)
+            kept.update(i for i in relevant if held.get(i, -1) == most)
+        return [i for i in relevant if i in kept] if kept else relevant
 
     def _distinctive(self, analysis: Analysis) -> list[str]:
         """The question's terms that few chunks hold (a method, a dataset, a system)."""
