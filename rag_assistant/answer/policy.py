@@ -527,8 +527,9 @@ def _instances(sentence: str, own: set[str], initials: str) -> list[str]:
     found = []
     for name in [*_NAME.findall(said), *_CAPITALIZED.findall(said)]:
         name_terms = set(query_terms(name))
-        acronym = name.rstrip("s").upper() == name.rstrip("s") and name.rstrip("s").lower()
-        if acronym and acronym.endswith(initials) and len(acronym) <= len(initials) + 2:
+        stem_ = name.rstrip("s")
+        acronym = stem_.lower() if stem_.isupper() else ""  # "LLMs" -> "llm"
+        if acronym.endswith(initials) and acronym and len(acronym) <= len(initials) + 2:
             continue
         if name_terms and not name_terms <= own:
             found.append(name)
