@@ -228,6 +228,22 @@ def test_a_model_size_is_no_score():
     assert policy("quantity").decide(sized, [source]).answerable
 
 
+def test_a_number_the_question_states_is_a_condition_not_the_answer():
+    """ "How many training tokens was the 1.3B model trained on?" was answered by "...
+    train a 1.3B LLM": the question's own number, not the count it asks for."""
+    said = "Quokka Routing was tested on a 64-node network, where it delivers packets."
+    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "What delivery accuracy does Quokka Routing reach on the 64-node network?"
+    assert policy("quantity").decide(asked, [source]).verdict == "not stated"
+    stated = said + " Its delivery accuracy on the 64-node network is 91%."
+    source = Source("p1", "Quokka Routing", 1.0, stated, stated, rank=1)
+    assert policy("quantity").decide(asked, [source]).answerable
+    # a follow-up's own words set its conditions, not the earlier turn condensed into it
+    condensed = "How many nodes can Quokka Routing on the 64-node network reach?"
+    decision = policy("quantity").decide(condensed, [source], asked="How many nodes can it reach?")
+    assert decision.answerable
+
+
 def test_a_number_the_title_states_is_stated():
     abstract = "Quokka Routing follows the scent of packets. It beats shortest paths."
     titled = Source("p1", "Quokka Routing From 8 Scents", 1.0, abstract, abstract, rank=1)
@@ -632,6 +648,8 @@ def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something(
         ("What is HyperAttention?", None, None),
         ("What pass@1 does CodeSim get on HumanEval?", ["pass"], False),  # a result verb
         ("What savings do they get?", [], True),
+        ("What generation speed and memory gains does it report?", ["speed"], True),
+        ("How much can Scissorhands shrink the KV cache?", [], True),
         ("what is critical batch size?", None, None),  # a concept, not "the size of"
         ("What is the batch size of Quokka?", ["size"], False),
         ("what's MAE-LM, and what's the problem with MLM?", None, None),

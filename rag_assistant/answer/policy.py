@@ -321,7 +321,9 @@ class AnswerabilityPolicy:
             if passing:
                 return decision("not stated", passing)
         if "quantity" in self.signals and analysis.quantity is not None:
-            missing = _quantity_not_stated(self, question, analysis, sources, relevant)
+            missing = _quantity_not_stated(
+                self, question, analysis, sources, relevant, asked=asked or question
+            )
             if missing:
                 return decision("not stated", missing)
         if "named-detail" in self.signals:
@@ -436,12 +438,17 @@ def _quantity_not_stated(
     analysis: Analysis,
     sources: Sequence[Source],
     relevant: Sequence[int],
+    *,
+    asked: str,
 ) -> str | None:
     """Why the relevant sources do not state the quantity the question asks for, or None
-    when one of their sentences states it (the 'quantity' signal, see the module's doc)."""
+    when one of their sentences states it (the 'quantity' signal, see the module's doc).
+    ``asked``: the message as the user wrote it; a number it states ("on 128k-token
+    inputs", "the 1.3B model") is a condition of the question, not its answer."""
     quantity = analysis.quantity
     assert quantity is not None
     subject = policy._subject(question, analysis)
+    given = _digits(asked)
     stated: list[tuple[int, bool]] = []  # (source index, the number is relative)
 
     @functools.cache
@@ -461,6 +468,8 @@ def _quantity_not_stated(
                 # nor is a model's size ("16B") a score
                 numbers = [n for n in numbers if not _MODEL_SIZE.fullmatch(n.group(0))]
             numbers = [n for n in numbers if not _compound(sentence, n, quantity.units)]
+            # a number the question states itself is a condition of it, not its answer
+            numbers = [n for n in numbers if not _echoes(n.group(0), given)]
             if not numbers:
                 continue
             said = set(terms(sentence))
@@ -898,7 +907,7 @@ _NUMBER = re.compile(
 )
 _NAME_WITH_DIGITS = re.compile(
     r"\b[\w]*[A-Za-z][\w]*[-_]?\d[\w.-]*"
-    r"|(?<![\d.])\b\d+(?!(?:\.\d+)?\s?(?:[KMGT]B|ms|[smhkKMB]|x|×)\b)[A-Za-z]\w*"
+    r"|(?<![\d.])\b\d+(?!(?:\.\d+)?\s?(?:[KMGT]B|ms|[smhkKMB]|[xX]|×)\b)[A-Za-z]\w*"
 )
 
 
@@ -925,6 +934,21 @@ _RELATIVE = re.compile(
     r"cuts?|saves?|savings?|smaller|larger|up to)\b",
     re.IGNORECASE,
 )
+
+
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _digits(text: str) -> set[str]:
+    """The numbers written in digits in ``text`` ("2:4 sparsity" -> {"2", "4"}); the
+    empty set for a count in words."""
+    return set(_DIGITS.findall(text))
+
+
+def _echoes(number: str, given: set[str]) -> bool:
+    """``number`` is one of the question's own (``given``: its numbers in digits)."""
+    digits = _digits(number)
+    return bool(digits) and digits <= given
 
 
 def numbers_in(sentence: str) -> list[re.Match[str]]:
@@ -981,9 +1005,9 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _COMPARATIVE = re.compile(
-    r"\b(faster|better|improv\w*|more|less|smaller|larger|higher|lower|cheaper|gain|"
+    r"\b(faster|better|improv\w*|more|less|smaller|larger|higher|lower|cheaper|gains?|"
     r"increase|reduce|reduction|compared|versus|vs|than|speed-?up|save|saves|saving|cut|cuts|"
-    r"drop|drops|lose|loses)\b",
+    r"drop|drops|lose|loses|shrinks?|compress\w*)\b",
     re.IGNORECASE,
 )
 
