@@ -12,6 +12,7 @@ import pytest
 
 from rag_assistant import Assistant
 from rag_assistant.answer.policy import (
+    _DURATION,
     AnswerabilityPolicy,
     Text,
     _kind_asked,
@@ -49,6 +50,11 @@ def sources(abstracts: dict[str, str] = ABSTRACTS) -> list[Source]:
         Source(f"p{i}", title, 1.0, abstract, abstract, rank=i)
         for i, (title, abstract) in enumerate(abstracts.items(), start=1)
     ]
+
+
+def quokka(abstract: str) -> Source:
+    """One paper, "Quokka Routing", with ``abstract``."""
+    return Source("p1", "Quokka Routing", 1.0, abstract, abstract, rank=1)
 
 
 def policy(*signals: str, abstracts: dict[str, str] = ABSTRACTS) -> AnswerabilityPolicy:
@@ -232,16 +238,21 @@ def test_a_number_the_question_states_is_a_condition_not_the_answer():
     """ "How many training tokens was the 1.3B model trained on?" was answered by "...
     train a 1.3B LLM": the question's own number, not the count it asks for."""
     said = "Quokka Routing was tested on a 64-node network, where it delivers packets."
-    source = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
     asked = "What delivery accuracy does Quokka Routing reach on the 64-node network?"
-    assert policy("quantity").decide(asked, [source]).verdict == "not stated"
-    stated = said + " Its delivery accuracy on the 64-node network is 91%."
-    source = Source("p1", "Quokka Routing", 1.0, stated, stated, rank=1)
+    assert policy("quantity").decide(asked, [quokka(said)]).verdict == "not stated"
+    source = quokka(said + " Its delivery accuracy on the 64-node network is 91%.")
     assert policy("quantity").decide(asked, [source]).answerable
     # a follow-up's own words set its conditions, not the earlier turn condensed into it
     condensed = "How many nodes can Quokka Routing on the 64-node network reach?"
     decision = policy("quantity").decide(condensed, [source], asked="How many nodes can it reach?")
     assert decision.answerable
+
+
+def test_how_long_it_takes_is_stated_only_by_a_duration():
+    said = "Quokka Routing occupies 283MB at the same time as it routes 40 packets."
+    asked = "How long does it take to train Quokka Routing?"
+    assert policy("quantity").decide(asked, [quokka(said)]).verdict == "not stated"
+    assert policy("quantity").decide(asked, [quokka(said + " It trains in 3 hours.")]).answerable
 
 
 def test_a_number_the_title_states_is_stated():
@@ -650,6 +661,11 @@ def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something(
         ("What savings do they get?", [], True),
         ("What generation speed and memory gains does it report?", ["speed"], True),
         ("How much can Scissorhands shrink the KV cache?", [], True),
+        ("What Pearson correlation with Arena rankings does it achieve?", ["correl"], False),
+        ("What is MobileLLM-125M's inference speed on a phone?", ["speed"], False),
+        ("What context limit in tokens was measured for GPT-4o?", ["token"], False),
+        ("How long does it take to train the generator?", list(_DURATION), False),
+        ("How long a context can it handle?", [], False),  # a length: any number
         ("what is critical batch size?", None, None),  # a concept, not "the size of"
         ("What is the batch size of Quokka?", ["size"], False),
         ("what's MAE-LM, and what's the problem with MLM?", None, None),

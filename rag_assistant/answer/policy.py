@@ -997,7 +997,7 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
 _QUANTITY = re.compile(
     r"\b(?:how\s+(?P<how>many|much|long|fast|large|big|often|quickly|small|accurate)"
     r"(?P<how_more>\s+(?:faster|better|more|less|smaller|larger|higher|lower|cheaper))?"
-    r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?P<det>the\s+|its\s+|their\s+)?"
+    r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?P<det>the\s+|its\s+|their\s+|[\w.-]+'s\s+)?"
     r"(?P<what>(?:[\w']+[\s@-]){0,2}?\b(?:accuracy|score|scores|bleu|rouge|f1|recall|precision|"
     r"perplexity|latency|speed|speedup|throughput|size|number|percentage|rate|cost|error|"
     r"auc|map|ndcg|mrr|em|win\s+rate))\b"
@@ -1019,9 +1019,22 @@ _WHEN = re.compile(r"\b(?:which|what)\s+year\b|\bwhen\s+(?:was|were|did)\b", re.
 _YEAR = re.compile(r"(?:19|20)\d\d")
 
 
+# "how long does it take to train X": a duration, stated in a unit of time
+_TAKES = re.compile(r"\bhow\s+long\s+(?:does|did|do|would|will)\s+(?:\w+\s+){1,3}?take\b", re.I)
+_DURATION = tuple(
+    dict.fromkeys(query_terms("second seconds minute minutes hour hours day days week weeks ms"))
+)
+# "what context limit in tokens was measured": the unit it is asked in
+_IN_UNIT = re.compile(
+    r"\bin\s+(tokens?|seconds?|minutes?|hours?|days?|milliseconds?|ms|gb|mb|tb|"
+    r"percent(?:age)?|points?|words?|parameters?|dollars?|flops?|gpu[\s-]hours?)\b",
+    re.IGNORECASE,
+)
+_ASKS_WHAT = re.compile(r"\b(?:what|which|how)\b", re.IGNORECASE)
+
 # "what pass@1 does CodeSim get", "which FID does it reach": a result verb asks for its value
 _VALUE_OF = re.compile(
-    r"\b(?:what|which)\s+(?P<what>(?:[\w@.'-]+\s+){0,2}?[\w@.'-]+)\s+"
+    r"\b(?:what|which)\s+(?P<what>(?:[\w@.'-]+\s+){0,5}?[\w@.'-]+)\s+"
     r"(?:does|do|did|can|could|would|will)\s+(?:[\w.+-]+\s+){1,5}?"
     r"(?:achieve|reach|attain|obtain|score|get|hit)\b",
     re.IGNORECASE,
@@ -1033,11 +1046,19 @@ def _quantity(question: str) -> Quantity | None:
     match = _QUANTITY.search(question)
     value = _VALUE_OF.search(question)
     if match is None and value is not None:
-        word = value.group("what").split()[-1]
+        # "what Pearson correlation with ChatBot Arena rankings": the head, before "with"
+        head = re.split(r"\s+(?:with|on|of|for|in|at|from|to|over|under)\s+", value.group("what"))
+        word = head[0].split()[-1]
         if _RELATIVE.fullmatch(word) or _COMPARATIVE.fullmatch(word):
             return Quantity([], True, word)  # "what savings does it get": any change
         unit = [t for t in query_terms(word) if not t[0].isdigit()]
         return Quantity(unit, bool(_COMPARATIVE.search(question)), word, measure=True)
+    took = _TAKES.search(question)
+    if took is not None:
+        return Quantity(list(_DURATION), bool(_COMPARATIVE.search(question)), "time", measure=True)
+    unit = _IN_UNIT.search(question)
+    if match is None and unit is not None and _ASKS_WHAT.search(question):
+        return Quantity(query_terms(unit.group(1)), False, unit.group(1), measure=True)
     if match is None and _WHEN.search(question):
         return Quantity([], False, "year", year=True)
     if match is None:
