@@ -430,6 +430,8 @@ def test_an_acronym_of_the_kind_or_the_subject_spelled_out_names_nothing():
         ("Which dataset was EgoPoseFormer evaluated on?", "dataset"),
         ("Which LLM and what templates does CuPL use?", "LLM"),
         ("what model did the hybrid-knowledge paper fine-tune?", "model"),
+        ("Which specific LLMs (names and sizes) was KaSA tuned on?", "specific LLMs"),  # an aside
+        ("Which diffusion model, e.g. which version, was AG evaluated on?", "diffusion model"),
         # not a name asked for by its kind
         ("How does CFSP decide which parts of an LLM to prune?", None),
         ("Can you explain how Wanda decides which LLM weights to prune?", None),

@@ -498,7 +498,9 @@ _KIND = re.compile(
     r"\b(?:which|what)\s+((?:[\w-]+\s+){0,3}?)"
     r"(models?|llms?|lms?|backbones?|encoders?|datasets?|corpus|corpora|benchmarks?|"
     r"tokenizers?|optimizers?|retrievers?|baselines?|gpus?)"
-    r"(?=\s+(?:and|or|does|do|did|is|are|was|were|has|have|had|can|could|would|will|\w+ed)\b)",
+    # then the verb, after an aside ("(model names and sizes)", ", e.g. which version,")
+    r"(?=(?:\s*\([^)]*\))?(?:\s*,[^,?]*,)?"
+    r"\s+(?:and|or|does|do|did|is|are|was|were|has|have|had|can|could|would|will|\w+ed)\b)",
     re.IGNORECASE,
 )
 # a name: a word with a capital or a digit after its first letter ("GPT-4", "UnrealEgo",
