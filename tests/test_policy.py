@@ -154,7 +154,8 @@ def test_a_follow_up_asks_for_a_number_only_when_its_own_words_do():
     is not what this one asks."""
     condensed = "And how does it route them? (context: How many controllers does Quokka need?)"
     asked = "And how does it route them?"
-    assert not policy("quantity").decide(condensed, sources()).answerable
+    # the earlier turn, in parentheses, is an aside: its "how many" is not read even alone
+    assert policy("quantity").decide(condensed, sources()).analysis.quantity is None
     decision = policy("quantity").decide(condensed, sources(), asked=asked)
     assert decision.answerable and decision.analysis.quantity is None
     again = "And how many controllers? (context: How does Quokka Routing route packets?)"
@@ -668,6 +669,8 @@ def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something(
         ("What context limit in tokens was measured for GPT-4o?", ["token"], False),
         ("How long does it take to train the generator?", list(_DURATION), False),
         ("How long a context can it handle?", [], False),  # a length: any number
+        ("What top-1 accuracy does CuPL (the LLM-prompts method) reach?", ["accuraci"], False),
+        ("What was GPT-4's average zero-shot accuracy?", ["accuraci"], False),
         ("what is critical batch size?", None, None),  # a concept, not "the size of"
         ("What is the batch size of Quokka?", ["size"], False),
         ("what's MAE-LM, and what's the problem with MLM?", None, None),

@@ -1000,7 +1000,7 @@ _QUANTITY = re.compile(
     r"\b(?:how\s+(?P<how>many|much|long|fast|large|big|often|quickly|small|accurate)"
     r"(?P<how_more>\s+(?:faster|better|more|less|smaller|larger|higher|lower|cheaper))?"
     r"|what(?:'s|\s+(?:is|was|are|were))?\s+(?P<det>the\s+|its\s+|their\s+|[\w.-]+'s\s+)?"
-    r"(?P<what>(?:[\w']+[\s@-]){0,2}?\b(?:accuracy|score|scores|bleu|rouge|f1|recall|precision|"
+    r"(?P<what>(?:[\w']+(?:-[\w']+)*[\s@-]){0,2}?\b(?:accuracy|score|scores|bleu|rouge|f1|recall|precision|"
     r"perplexity|latency|speed|speedup|throughput|size|number|percentage|rate|cost|error|"
     r"auc|map|ndcg|mrr|em|win\s+rate))\b"
     r"|by\s+how\s+much|how\s+much\s+(?:faster|better|smaller|less|more))",
@@ -1045,6 +1045,8 @@ _VALUE_OF = re.compile(
 
 def _quantity(question: str) -> Quantity | None:
     """The quantity a question asks for, or None when it asks for no number."""
+    # an aside says what a name is ("CuPL (the LLM-generated prompts method)"), not what is asked
+    question = re.sub(r"\s*\([^)]*\)", "", question)
     match = _QUANTITY.search(question)
     value = _VALUE_OF.search(question)
     if match is None and value is not None:
