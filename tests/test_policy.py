@@ -671,6 +671,7 @@ def test_a_question_in_lay_words_needs_less_closeness_than_one_naming_something(
         ("How long a context can it handle?", [], False),  # a length: any number
         ("What top-1 accuracy does CuPL (the LLM-prompts method) reach?", ["accuraci"], False),
         ("What was GPT-4's average zero-shot accuracy?", ["accuraci"], False),
+        ("How many examples does it need, and by how much does it beat ColBERT?", ["exampl"], True),
         ("what is critical batch size?", None, None),  # a concept, not "the size of"
         ("What is the batch size of Quokka?", ["size"], False),
         ("what's MAE-LM, and what's the problem with MLM?", None, None),

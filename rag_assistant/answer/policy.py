@@ -1009,7 +1009,7 @@ _QUANTITY = re.compile(
 _COMPARATIVE = re.compile(
     r"\b(faster|better|improv\w*|more|less|smaller|larger|higher|lower|cheaper|gains?|"
     r"increase|reduce|reduction|compared|versus|vs|than|speed-?up|save|saves|saving|cut|cuts|"
-    r"drop|drops|lose|loses|shrinks?|compress\w*)\b",
+    r"drop|drops|lose|loses|shrinks?|compress\w*|beats?|outperform\w*|surpass\w*|by\s+how\s+much)\b",
     re.IGNORECASE,
 )
 
