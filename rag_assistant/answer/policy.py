@@ -41,7 +41,9 @@ retrieved. The signals, none of them tied to the wording of any question set:
   a baseline ("from 41% to 92%" states the value reached). A result verb asks for a value
   too ("what pass@1 does X get?"). The sentence itself holds the unit (not only its
   paper's title); a list marker "(1)", a citation's year, a count word joined to another
-  word ("Two-dimensional") and, for a score, a model size ("16B") state nothing asked.
+  word ("Two-dimensional") and, for a score, a model size ("16B") state nothing asked;
+  nor does a number the question states itself ("the 1.3B model", "on 128k-token inputs":
+  a condition of the question). "How long does it take" asks for a duration.
 * **named detail** — the question asks which model, dataset, benchmark ... something uses
   ("which language model does AutoBencher use?") and the relevant papers' sentences on that
   kind of thing (those holding most of the question's clause) name none: "AutoBencher uses a
