@@ -1009,3 +1009,24 @@ def test_a_question_naming_two_papers_is_answered_from_both(assistant):
         "Landmark Attention",
     ]
     assert kept("What tasks does SLUE Phase-2 add?") == ["SLUE Phase-2"]
+
+
+def test_a_comparison_is_answered_from_each_paper_it_names(assistant):
+    """A comparison naming two papers by their titles keeps both, though one holds few of
+    its other words: "HyperAttention versus LM-Infinite" had been refused, 'the abstracts
+    that match the question do not mention "HyperAttention"'."""
+    policy = assistant.policy()
+
+    def kept(question: str) -> tuple[str, list[str]]:
+        sources = assistant.retrieve(question)
+        decision = policy.decide(question, sources)
+        return decision.verdict, sorted(sources[i].title.split(":")[0] for i in decision.relevant)
+
+    assert kept("HyperAttention versus LM-Infinite: how do they handle long inputs?") == (
+        "answered",
+        ["HyperAttention", "LM-Infinite"],
+    )
+    assert kept("Compare SnapKV and DuoAttention: do they agree on which tokens matter?") == (
+        "answered",
+        ["DuoAttention", "SnapKV"],
+    )

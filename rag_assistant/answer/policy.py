@@ -309,6 +309,13 @@ class AnswerabilityPolicy:
         # a question naming a paper (a name in its title) is answered from that paper, not
         # from the papers beside it that share its words; a list question keeps them all
         if not asks_for_papers(question):
+            if _COMPARES.search(asked or question):  # this turn's own words
+                # a comparison is answered from each paper it names by its title, however
+                # few of its other words that paper holds ("FineTuneBench vs the RAG paper")
+                everywhere = list(range(len(sources)))
+                titled = self._titled(question, sources, everywhere)
+                if titled != everywhere:
+                    relevant = sorted(set(relevant) | set(titled))
             named = self._titled(question, sources, relevant)
             if named == relevant:  # no title holds a name of the question whole
                 subject = set(self._subject(question, analysis))
@@ -815,6 +822,11 @@ def _describes(question: str, wanted: set[str], source: Source) -> bool:
         and (CONTRIBUTION.search(sentence) or defines(question, sentence))
         for sentence in sentences(source.abstract)
     )
+
+
+_COMPARES = re.compile(
+    r"\b(?:compare[sd]?|comparison|differ|differs|difference|versus|vs)\b", re.IGNORECASE
+)
 
 
 def asks_for_papers(question: str) -> bool:
