@@ -14,6 +14,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store.lexical import LexicalIndex
@@ -99,7 +101,18 @@ class Index(Store):
                     if manifest is None
                     else LexicalIndex.load(self.home / manifest.lexical.dir)
                 )
+                self._lexical.same_meaning = self._same_meaning
             return self._lexical
+
+    def _same_meaning(self, word: str, other: str) -> bool:
+        """Whether the sentence encoder reads ``word`` and ``other`` as one word (cosine
+        ≥ 0.7: "neighbour" and "neighbor" 0.91, "analyse" and "analyze" 0.71; "came" and
+        "camel" 0.23, "blank" and "bank" 0.26); False without the encoder."""
+        encoder = self.sentence_encoder()
+        if encoder is None:
+            return False
+        u, v = encoder.encode_query(word), encoder.encode_query(other)
+        return float(u @ v) >= 0.7 * float(np.linalg.norm(u) * np.linalg.norm(v))
 
     def embedder(self):
         """The embedder the index's vectors were made with (None before the first fit)."""

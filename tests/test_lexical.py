@@ -125,3 +125,23 @@ def test_a_garbled_scores_file_is_named_without_numpys_pickle_advice(tmp_path):
     message = str(caught.value)
     assert "data.csc.index.npy is not a NumPy array file" in message
     assert "pickle" not in message and "index check --repair" in message
+
+
+def test_a_typo_is_read_as_the_corpus_word_but_a_common_word_is_not():
+    index = LexicalIndex.build(
+        ["c1", "c2"], [["hyperattent", "camel", "speedup"], ["attent", "sink"]], 1
+    )
+    assert index.spelled("hyperatent") == "hyperattent"  # a name with a letter dropped
+    assert index.spelled("speedupp") == "speedup"
+    # "came" is one letter from "camel", but it is a word of its own: kept, not corrected
+    assert index.spelled("came") is None
+
+
+def test_a_common_word_is_corrected_only_to_a_spelling_of_itself():
+    index = LexicalIndex.build(["c1"], [["neighbor", "camel", "compress"]], 1)
+    assert index.spelled("neighbour") is None  # no judge of meaning: kept as written
+    assert index.spelled("compressor") == "compress"  # a suffix the stemmer left
+    index = LexicalIndex.build(["c1"], [["neighbor", "camel", "compress"]], 1)
+    index.same_meaning = lambda word, other: (word, other) == ("neighbour", "neighbor")
+    assert index.spelled("neighbour") == "neighbor"
+    assert index.spelled("came") is None

@@ -165,3 +165,22 @@ def test_a_question_in_other_words_finds_its_paper_through_the_encoder(encoder_s
     later.ingest([source])
     assert later.index.catalog.sentence_vector_counts() == (4, 0)
     assert later.retrieve(question, k=1)[0].title == "Machine Unlearning without Retraining"
+
+
+def test_a_british_spelling_finds_the_american_one_and_a_common_word_stays(
+    encoder_settings, tmp_path
+):
+    source = _papers(
+        tmp_path / "papers.json",
+        **{
+            "Nearest Neighbor Search on Graphs": "We speed up approximate nearest neighbor "
+            "search with a graph index.",
+            "Camel Herding Robots": "A robot that herds camel flocks in the desert.",
+        },
+    )
+    assistant = Assistant(encoder_settings)
+    assistant.ingest([source])
+    # the encoder reads "neighbour" and "neighbor" as one word, "came" and "camel" as two
+    assert assistant.index.spelled_terms(["neighbour", "came"]) == ["neighbor", "came"]
+    found = assistant.retrieve("neighbour", k=1)
+    assert found[0].title == "Nearest Neighbor Search on Graphs"

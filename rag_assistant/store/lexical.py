@@ -21,13 +21,14 @@ import json
 import logging
 import math
 import shutil
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import IndexCorruptError
+from ..text.tokens import is_common_word
 from .files import load_array, reading_part, replace_dir, strictly_increasing
 
 if TYPE_CHECKING:
@@ -192,6 +193,9 @@ class LexicalIndex:
         self._directory = directory
         self._by_initial: dict[str, list[str]] | None = None  # vocabulary by first letter
         self._spellings: dict[str, str | None] = {}
+        # Whether two words mean the same (the sentence encoder's judgement, set by the
+        # index when it has one): a common word is corrected only to a spelling of itself.
+        self.same_meaning: Callable[[str, str], bool] | None = None
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -285,7 +289,10 @@ class LexicalIndex:
 
     def spelled(self, term: str) -> str | None:
         """``term`` if the corpus uses it, else the corpus word spelled almost like it (a
-        typo of a name the corpus knows), else None."""
+        typo of a name the corpus knows), else None. A common English word (see
+        :func:`~rag_assistant.text.tokens.is_common_word`) is no typo: it is corrected only
+        to itself without a suffix, or when :attr:`same_meaning` says the corpus word means
+        the same."""
         vocab = self._retriever.vocab_dict if self._retriever is not None else {}
         if term in vocab:
             return term
@@ -304,6 +311,13 @@ class LexicalIndex:
                 w for w in self._by_initial.get(term[:1], ()) if abs(len(w) - len(term)) <= 2
             ]
             close = difflib.get_close_matches(term, candidates, n=1, cutoff=0.85)
+            if close and is_common_word(term) and not term.startswith(close[0]):
+                # a word of its own ("came", not "camel"), unless the corpus word is the same
+                # word with a suffix the stemmer left ("compressor" -> "compress") or another
+                # spelling of it ("neighbour" -> "neighbor")
+                same = self.same_meaning
+                if same is None or not same(term, close[0]):
+                    close = []
             if len(self._spellings) >= 10_000:  # a long-running UI sees many odd words
                 self._spellings.clear()
             self._spellings[term] = close[0] if close else None

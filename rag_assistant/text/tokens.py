@@ -56,6 +56,13 @@ def encoding(name: str) -> tiktoken.Encoding:
         ) from exc
 
 
+def is_common_word(word: str) -> bool:
+    """Whether ``word`` (lower case) is a common English word: one that ``cl100k_base``, whose
+    vocabulary was built from frequent text, holds whole as one token after a space ("came",
+    "laptop"). A misspelling ("atention", "tranformer") splits into pieces."""
+    return len(encoding("cl100k_base").encode(" " + word)) == 1
+
+
 def encoding_name_for_model(model: str) -> str:
     """The encoding tiktoken knows for an OpenAI ``model`` (``o200k_base`` for gpt-4o, 4.1, 5
     and the o-series); ``cl100k_base`` for a model tiktoken does not know (a local model's
