@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from rag_assistant.store.sentence_encoder import (
     find_model_dir,
     load_encoder,
     model_cache_dir,
+    weights_digest,
 )
 
 
@@ -184,3 +186,18 @@ def test_a_british_spelling_finds_the_american_one_and_a_common_word_stays(
     assert assistant.index.spelled_terms(["neighbour", "came"]) == ["neighbor", "came"]
     found = assistant.retrieve("neighbour", k=1)
     assert found[0].title == "Nearest Neighbor Search on Graphs"
+
+
+def test_the_same_weights_installed_again_share_one_graph_and_other_weights_do_not(tmp_path):
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4096], "data_offsets": [0, 16384]}})
+    data = np.arange(4096, dtype=np.float32)
+    first = tmp_path / "a.safetensors"
+    first.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data.tobytes())
+    again = tmp_path / "b.safetensors"
+    again.write_bytes(first.read_bytes())
+    os.utime(again, (1_000_000_000, 1_000_000_000))  # installed at another time
+    assert weights_digest(again) == weights_digest(first)
+    data[2048] += 1.0  # the same shapes, other weights (a fine-tuned copy)
+    tuned = tmp_path / "c.safetensors"
+    tuned.write_bytes(struct.pack("<Q", len(header)) + header.encode() + data.tobytes())
+    assert weights_digest(tuned) != weights_digest(first)

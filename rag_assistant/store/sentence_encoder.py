@@ -216,15 +216,27 @@ def _erf(x: np.ndarray) -> np.ndarray:
 _build_lock = threading.Lock()
 
 
-def onnx_file(model_dir: Path, cache_dir: Path) -> Path:
-    """The ONNX graph of the model in ``model_dir``, written into ``cache_dir`` the first
-    time (its name carries a digest of the weights' header and size)."""
-    weights = model_dir / "model.safetensors"
+def weights_digest(weights: Path) -> str:
+    """A digest of a safetensors file: its size, header and 64 blocks of 4 KiB spread over
+    it. Other weights of the same shapes (a fine-tuned copy) get another digest; the same
+    weights installed again (another venv, a later install) the same one, so their ONNX
+    graph (90 MB) is written once, not once per install."""
+    size = weights.stat().st_size
+    digest = hashlib.sha256(f"{size}:".encode())
     with weights.open("rb") as f:
         (length,) = struct.unpack("<Q", f.read(8))
-        header = f.read(length)
-    stat = weights.stat()
-    digest = hashlib.sha256(header + f":{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+        digest.update(f.read(length))
+        for i in range(64):
+            f.seek(i * max(size - 4096, 0) // 63)
+            digest.update(f.read(4096))
+    return digest.hexdigest()
+
+
+def onnx_file(model_dir: Path, cache_dir: Path) -> Path:
+    """The ONNX graph of the model in ``model_dir``, written into ``cache_dir`` the first
+    time, named by :func:`weights_digest`."""
+    weights = model_dir / "model.safetensors"
+    digest = weights_digest(weights)
     path = cache_dir / f"{MODEL_NAME}-{digest[:16]}.onnx"
     with _build_lock:
         if not path.is_file():
