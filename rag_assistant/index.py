@@ -14,14 +14,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.parts import Store
-from .store.sentence_encoder import SentenceMatrix, SentenceScores
+from .store.sentence_encoder import SentenceMatrix, SentenceScores, same_word
 from .store.vector_copy import VectorCopy, is_sqlite_file
 from .text.normalize import fold
 from .text.terms import query_terms
@@ -101,18 +99,8 @@ class Index(Store):
                     if manifest is None
                     else LexicalIndex.load(self.home / manifest.lexical.dir)
                 )
-                self._lexical.same_meaning = self._same_meaning
+                self._lexical.same_meaning = lambda a, b: same_word(self.sentence_encoder(), a, b)
             return self._lexical
-
-    def _same_meaning(self, word: str, other: str) -> bool:
-        """Whether the sentence encoder reads ``word`` and ``other`` as one word (cosine
-        ≥ 0.7: "neighbour" and "neighbor" 0.91, "analyse" and "analyze" 0.71; "came" and
-        "camel" 0.23, "blank" and "bank" 0.26); False without the encoder."""
-        encoder = self.sentence_encoder()
-        if encoder is None:
-            return False
-        u, v = encoder.encode_query(word), encoder.encode_query(other)
-        return float(u @ v) >= 0.7 * float(np.linalg.norm(u) * np.linalg.norm(v))
 
     def embedder(self):
         """The embedder the index's vectors were made with (None before the first fit)."""

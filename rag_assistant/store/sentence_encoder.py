@@ -216,6 +216,16 @@ def _erf(x: np.ndarray) -> np.ndarray:
 _build_lock = threading.Lock()
 
 
+def same_word(encoder: SentenceEncoder | None, word: str, other: str) -> bool:
+    """Whether ``encoder`` reads ``word`` and ``other`` as one word (cosine ≥ 0.7:
+    "neighbour" and "neighbor" 0.91, "analyse" and "analyze" 0.71; "came" and "camel" 0.23,
+    "blank" and "bank" 0.26); False without an encoder."""
+    if encoder is None:
+        return False
+    u, v = encoder.encode_query(word), encoder.encode_query(other)
+    return float(u @ v) >= 0.7 * float(np.linalg.norm(u) * np.linalg.norm(v))
+
+
 def weights_digest(weights: Path) -> str:
     """A digest of a safetensors file: its size, header and 64 blocks of 4 KiB spread over
     it. Other weights of the same shapes (a fine-tuned copy) get another digest; the same
