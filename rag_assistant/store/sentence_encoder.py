@@ -222,8 +222,8 @@ def same_word(encoder: SentenceEncoder | None, word: str, other: str) -> bool:
     "blank" and "bank" 0.26); False without an encoder."""
     if encoder is None:
         return False
-    u, v = encoder.encode_query(word), encoder.encode_query(other)
-    return float(u @ v) >= 0.7 * float(np.linalg.norm(u) * np.linalg.norm(v))
+    # encode_query's vectors are unit length: their dot product is the cosine
+    return float(encoder.encode_query(word) @ encoder.encode_query(other)) >= 0.7
 
 
 def weights_digest(weights: Path) -> str:
