@@ -1030,3 +1030,27 @@ def test_a_comparison_is_answered_from_each_paper_it_names(assistant):
         "answered",
         ["DuoAttention", "SnapKV"],
     )
+
+
+def test_a_sentences_score_is_its_features_weighted_as_the_answerer_is_told():
+    """Each candidate sentence carries the features its score is made of; the answerer's
+    ``weights`` (the hand-chosen ones by default, fitted ones by
+    ``scripts/fit_sentence_weights.py``) decide which sentence leads."""
+    from rag_assistant.answer.extractive import HAND_WEIGHTS, ExtractiveAnswerer
+    from rag_assistant.answer.judges import LexicalJudge
+
+    said = {
+        "Quokka Routing: Packets Follow the Scent": ABSTRACTS[
+            "Quokka Routing: Packets Follow the Scent"
+        ]
+    }
+    question = "How much does Quokka Routing cut latency?"
+    judge = LexicalJudge(0.5)
+    hand = ExtractiveAnswerer(policy(abstracts=said), judge)
+    decision = hand.policy.decide(question, sources(said))
+    for c in hand.candidates(question, sources(said), decision):
+        weighted = sum(HAND_WEIGHTS.get(n, 0.0) * v for n, v in c.features.items())
+        assert c.score == pytest.approx(weighted)
+    assert hand.extract(question, sources(said)).text.startswith("Quokka Routing cuts latency")
+    first = ExtractiveAnswerer(policy(abstracts=said), judge, weights={"first": 1.0})
+    assert first.extract(question, sources(said)).text.startswith("We present Quokka Routing")

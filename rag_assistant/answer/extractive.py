@@ -7,13 +7,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..settings import AnswerSettings
 from ..text.markers import neutralise, strip_markers
 from ..text.normalize import fold_spaces
 from ..text.sentences import sentences
-from ..text.terms import terms
+from ..text.terms import names, terms
 from ..types import (
     OFFLINE_NOTICE,
     OFFLINE_REFUSAL_NOTICE,
@@ -40,10 +40,24 @@ from .policy import (
     numbers_in,
 )
 
-# Sentences that state what a paper does or found read better as answers than background.
-# a sentence close in meaning to the question (the sentence encoder's cosine) scores higher:
-# weight 0.5 chosen on eval/dev.jsonl (0, 0.25, 0.5, 1.0), confirmed on eval/qa.jsonl (README)
-MEANING_WEIGHT = 0.5
+# A sentence's score: the weighted sum of its features (see ExtractiveAnswerer.extract).
+# Chosen by hand on eval/dev.jsonl and confirmed on eval/qa.jsonl, one at a time (README):
+# "meaning" (the sentence encoder's cosine to the question) 0.5 of 0, 0.25, 0.5, 1.0;
+# "boilerplate" (a release sentence, a hope) -0.25 and -0.5 equal on dev (key facts 0.734 ->
+# 0.747), -0.5 one more key fact on qa.
+HAND_WEIGHTS: dict[str, float] = {
+    "lexical": 1.0,
+    "meaning": 0.5,
+    "titled_cue": 0.25,
+    "titled": 0.1,
+    "paper": 0.15,
+    "cue": 0.1,
+    "number_asked": 0.15,
+    "background": -0.25,
+    "boilerplate": -0.5,
+    "long": -0.1,
+    "repeat": -0.5,
+}
 # After each relevant paper's best sentence, a sentence is quoted while its score is at least
 # this share of the best one's, up to PER_PAPER sentences of a paper (one more when a single
 # paper is relevant) and max_sentences in all: 0.45 and 4 chosen on eval/dev.jsonl (0.55 / 3
@@ -61,11 +75,7 @@ _BACKGROUND = re.compile(
     r"^(however|while|although|recent|existing|despite|in recent)\b", re.IGNORECASE
 )
 
-
-# A sentence about the paper's release (a link, "code and data are available") or its hopes
-# scores this much lower: -0.25 and -0.5 equal on eval/dev.jsonl (key facts 0.734 -> 0.747),
-# -0.5 one more key fact on eval/qa.jsonl (README)
-BOILERPLATE = -0.5
+# a sentence about the paper's release (a link, "code and data are available") or its hopes
 _BOILERPLATE = re.compile(
     r"https?://|\bgithub\b|\b(?:code|codes|data|dataset|models?|benchmark|weights|toolkit)\b"
     r"[^.]{0,60}\b(?:available|released?|public(?:ly)?|open[- ]sourced?|accessible)\b"
@@ -88,6 +98,7 @@ class Picked:
     text: str
     score: float
     background: bool = False  # before the paper says what it does ("Existing methods ...")
+    features: dict[str, float] = field(default_factory=dict)  # what its score is made of
 
 
 @dataclass
@@ -114,6 +125,7 @@ class ExtractiveAnswerer:
         *,
         answer: AnswerSettings | None = None,
         per_paper: int = PER_PAPER,
+        weights: dict[str, float] | None = None,
         reason: str | None = None,
     ) -> None:
         self.policy = policy
@@ -122,6 +134,7 @@ class ExtractiveAnswerer:
         self.max_sentences = answer.max_sentences
         self.list_sentences = answer.list_sentences
         self.per_paper = per_paper
+        self.weights = HAND_WEIGHTS if weights is None else weights
         self.reason = reason
 
     # --- the Answerer protocol ----------------------------------------------------------
@@ -186,74 +199,11 @@ class ExtractiveAnswerer:
             # "not stated": the refusal, then what the closest abstracts do say, cited
             said = f" {decision.notice}" if decision.verdict == "not stated" else ""
             return Extract(REFUSAL + said, True, decision)
-        analysis, per_source = decision.analysis, decision.per_source
-        idf = self.policy.idf
         # Papers worth quoting: the policy's (close to the best coverage). As many as were
         # retrieved may be cited (the user's "number of sources"); up to ``per_paper``
         # sentences from each.
         relevant = decision.relevant
-        qterms = analysis.terms
-        total_idf = sum(idf(t) for t in qterms) or 1.0
-        focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
-        # a question asking where the code is may be answered by the release sentence
-        release_asked = bool(_ASKS_FOR_CODE.search(focus or question))
-        fterms = focus_analysis.terms
-        focus_idf = sum(idf(t) for t in fterms) or 1.0
-        quoted = {_key(a) for a in avoid}
-        candidates: list[Picked] = []
-        for i in relevant:
-            source = sources[i]
-            title_terms = set(terms(source.title))
-            rank_prior = 1.0 / (1.0 + 0.3 * i)
-            said = sentences(source.abstract)
-            own = next((p for p, s in enumerate(said) if CONTRIBUTION.search(s)), 0)
-            for pos, sentence in enumerate(said):
-                text = Text.of(sentence)
-                s_terms = text.terms
-                if len(s_terms) < 3:
-                    continue
-                covers = self.policy.covers
-                lexical = sum(idf(t) for t in qterms if covers(t, text, analysis)) / total_idf
-                # Words of the question that the title explains count for the paper's
-                # sentences that name its method (the title is context the reader sees).
-                titled = (
-                    sum(idf(t) for t in qterms if t in title_terms and t not in s_terms) / total_idf
-                )
-                if fterms:
-                    # A follow-up asks something new of the same papers.
-                    lexical = 0.3 * lexical + 0.7 * (
-                        sum(idf(t) for t in fterms if covers(t, text, focus_analysis)) / focus_idf
-                    )
-                repeat = -0.5 if _key(sentence) in quoted else 0.0
-                # a question asking for a number is answered by a sentence stating one
-                number = 0.15 if analysis.quantity and numbers_in(sentence) else 0.0
-                cue = 0.1 if _CUES.search(sentence) else 0.0
-                # background: what comes before the paper says what it does, or opens as
-                # background does ("However", "Existing ...")
-                is_background = pos < own or bool(_BACKGROUND.match(sentence))
-                background = -0.25 if is_background else 0.0
-                length = -0.1 if len(sentence) > 450 else 0.0
-                # "Our code is available at https://...", "We hope ...": never the answer,
-                # unless the question asks where the code is
-                boilerplate = (
-                    BOILERPLATE if not release_asked and _BOILERPLATE.search(sentence) else 0.0
-                )
-                close = source.sentence_meaning.get(sentence)
-                meaning = MEANING_WEIGHT * close if close is not None else 0.0
-                score = (
-                    lexical
-                    + meaning
-                    + 0.25 * titled * (1.0 if cue else 0.4)
-                    + 0.15 * rank_prior * per_source[i]
-                    + cue
-                    + number
-                    + background
-                    + boilerplate
-                    + length
-                    + repeat
-                )
-                candidates.append(Picked(i, pos, sentence, score, is_background))
-
+        candidates = self.candidates(question, sources, decision, focus=focus, avoid=avoid)
         # a question asking for papers answered by several: room for each of them
         many = asks_for_papers(focus or question) and len(relevant) > 1
         # One sentence from each paper a list question asks for (else from the first relevant
@@ -311,6 +261,88 @@ class ExtractiveAnswerer:
             else:
                 paragraphs[-1] += " " + piece
         return Extract("\n\n".join(paragraphs), False, decision)
+
+    def candidates(
+        self,
+        question: str,
+        sources: Sequence[Source],
+        decision: Decision,
+        *,
+        focus: str | None = None,
+        avoid: Sequence[str] = (),
+    ) -> list[Picked]:
+        """Every sentence of the relevant papers that could be quoted (three terms or more),
+        with its features and its score under ``self.weights``."""
+        analysis, per_source = decision.analysis, decision.per_source
+        idf = self.policy.idf
+        asked = focus or question
+        qterms = analysis.terms
+        total_idf = sum(idf(t) for t in qterms) or 1.0
+        focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
+        # a question asking where the code is may be answered by the release sentence
+        release_asked = bool(_ASKS_FOR_CODE.search(focus or question))
+        fterms = focus_analysis.terms
+        focus_idf = sum(idf(t) for t in fterms) or 1.0
+        quoted = {_key(a) for a in avoid}
+        candidates: list[Picked] = []
+        for i in decision.relevant:
+            source = sources[i]
+            title_terms = set(terms(source.title))
+            rank_prior = 1.0 / (1.0 + 0.3 * i)
+            said = sentences(source.abstract)
+            own = next((p for p, s in enumerate(said) if CONTRIBUTION.search(s)), 0)
+            for pos, sentence in enumerate(said):
+                text = Text.of(sentence)
+                s_terms = text.terms
+                if len(s_terms) < 3:
+                    continue
+                covers = self.policy.covers
+                lexical = sum(idf(t) for t in qterms if covers(t, text, analysis)) / total_idf
+                # Words of the question that the title explains count for the paper's
+                # sentences that name its method (the title is context the reader sees).
+                titled = (
+                    sum(idf(t) for t in qterms if t in title_terms and t not in s_terms) / total_idf
+                )
+                if fterms:
+                    # A follow-up asks something new of the same papers.
+                    lexical = 0.3 * lexical + 0.7 * (
+                        sum(idf(t) for t in fterms if covers(t, text, focus_analysis)) / focus_idf
+                    )
+                # background: what comes before the paper says what it does, or opens as
+                # background does ("However", "Existing ...")
+                is_background = pos < own or bool(_BACKGROUND.match(sentence))
+                cue = bool(_CUES.search(sentence))
+                close = source.sentence_meaning.get(sentence)
+                stated = numbers_in(sentence)
+                features = {
+                    "lexical": lexical,
+                    "meaning": close if close is not None else 0.0,
+                    # Words of the question the title explains, for a sentence saying
+                    # what the paper does (a cue) or not
+                    "titled_cue": titled if cue else 0.0,
+                    "titled": 0.0 if cue else titled,
+                    "paper": rank_prior * per_source[i],
+                    "cue": float(cue),
+                    # a question asking for a number is answered by a sentence stating one
+                    "number_asked": float(bool(analysis.quantity and stated)),
+                    "background": float(is_background),
+                    # "Our code is available at https://...", "We hope ...": never the
+                    # answer, unless the question asks where the code is
+                    "boilerplate": float(not release_asked and bool(_BOILERPLATE.search(sentence))),
+                    "long": float(len(sentence) > 450),
+                    "repeat": float(_key(sentence) in quoted),
+                    # what the sentence is, whatever the question asks
+                    "states_number": float(bool(stated)),
+                    "result": float(bool(stated) and cue and pos >= own),
+                    "contribution": float(bool(CONTRIBUTION.search(sentence))),
+                    "defines": float(defines(asked, sentence)),
+                    "names": float(bool(names(sentence))),
+                    "first": float(pos == 0),
+                    "position": pos / max(1, len(said) - 1),
+                }
+                score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
+                candidates.append(Picked(i, pos, sentence, score, is_background, features))
+        return candidates
 
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
