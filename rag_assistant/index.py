@@ -9,7 +9,6 @@ methods here that write only call it.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,11 +17,10 @@ from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
+from .store.names import papers_named, writes
 from .store.parts import Store
 from .store.sentence_encoder import SentenceMatrix, SentenceScores, same_word
 from .store.vector_copy import VectorCopy, is_sqlite_file
-from .text.normalize import fold
-from .text.terms import query_terms
 from .types import (
     IndexStatus,
     IngestReport,
@@ -30,18 +28,9 @@ from .types import (
     Progress,
     Recovery,
     no_progress,
-    paper_id_of,
 )
 
-_WORD = re.compile(r"\w+")
 log = logging.getLogger(__name__)
-
-
-def _title_name(title: str) -> str:
-    """The name a title leads with: its words before a colon, when they are few ("SLUE
-    Phase-2" of "SLUE Phase-2: A Benchmark Suite ..."); else nothing."""
-    head, colon, _ = title.partition(":")
-    return head if colon and len(head.split()) <= 4 else ""
 
 
 class Index(Store):
@@ -218,49 +207,12 @@ class Index(Store):
         return self.lexical().idf(term)
 
     def papers_named(self, names: Sequence[str], *, most: int = 5) -> dict[str, int]:
-        """The papers a question names. A title that leads with names of the question and
-        nothing else ("WISE: ...", "SLUE Phase-2: ...") names its paper; else the papers whose
-        title holds the name as a whole word (case and width folded), at most ``most`` for
-        each name (a name in more titles names no one paper). Returns {paper id: how many
-        words of its title's leading name the question names (0: the title only holds it)}.
-        Found through the catalog's full-text title index."""
-        asked = {word for name in names for word in fold(name).split()}
-        found: dict[str, int] = {}
-        for name in names:
-            parts = _WORD.findall(fold(name))
-            if not parts:
-                continue
-            led = {
-                pid: len(head.split())
-                for pid, title in self.catalog.titles_with_words(
-                    parts, most + 1, at_start=True
-                ).items()
-                if (head := _title_name(fold(title))) and set(head.split()) <= asked
-            }
-            if 0 < len(led) <= most:
-                found.update((pid, max(n, found.get(pid, 0))) for pid, n in led.items())
-                continue
-            titles = self.catalog.titles_with_words(parts, 4 * most + 1)
-            pattern = re.compile(rf"(?<!\w){re.escape(fold(name))}(?!\w)")
-            hits = sorted(pid for pid, title in titles.items() if pattern.search(fold(title)))
-            if len(titles) <= 4 * most and len(hits) <= most:
-                found.update((pid, found.get(pid, 0)) for pid in hits)
-        return found
+        """The papers a question names (see :func:`~rag_assistant.store.names.papers_named`)."""
+        return papers_named(self, names, most=most)
 
     def writes(self, name: str, *, among: int = 50) -> bool:
-        """Some indexed text writes ``name`` ("FlashAttention-3"; case, and a hyphen, a dot or
-        a space between its parts, aside): a chunk among the ``among`` that BM25 ranks first
-        for its terms, or that chunk's paper's title."""
-        parts = [p for p in re.split(r"[-_.\s]+", fold(name)) if p]
-        if not parts:
-            return False
-        pattern = re.compile(r"(?<!\w)" + r"[-_.\s]?".join(re.escape(p) for p in parts) + r"(?!\w)")
-        hits = self.lexical_search(query_terms(name), among)
-        rows = self.catalog.chunks([chunk_id for chunk_id, _ in hits])
-        if any(pattern.search(fold(row.text)) for row in rows.values()):
-            return True
-        titles = self.catalog.titles(sorted({paper_id_of(c) for c in rows}))
-        return any(pattern.search(fold(title)) for title in titles.values())
+        """Some indexed text writes ``name`` (see :func:`~rag_assistant.store.names.writes`)."""
+        return writes(self, name, among=among)
 
     def dense_confidence(self, terms: Sequence[str]) -> float:
         """How far the dense side can be trusted for a question of these ``terms``: the

@@ -325,3 +325,41 @@ def test_real_rankings_are_fused_and_grouped_as_documented(four):
         others = [fused(c) for c in index.catalog.chunk_ids_of([source.paper_id]) if c not in kept]
         assert all(score <= source.chunks[-1].score for score in others)
     assert [s.score for s in sources] == sorted((s.score for s in sources), reverse=True)
+
+
+# --- names: a paper's own, or a field's term ----------------------------------------------
+
+FIELD = [
+    ("Resources for the BEIR Leaderboard", "We release reference runs for every BEIR dataset."),
+    ("Streaming Video QA with KV-Cache Retrieval", "Video frames are kept in a KV cache."),
+    ("Dense Retrievers Without Labels", "A contrastive retriever beats BM25 on BEIR."),
+    ("Sparse Retrievers at Scale", "Learned sparse retrieval evaluated on BEIR and MS MARCO."),
+    ("Head-wise Cache Budgets", "Only retrieval heads keep a full KV cache; others keep less."),
+    ("Eviction by Attention", "We evict KV cache entries with low attention scores."),
+    ("Zorblat: Memory for Agents", "Zorblat stores episodes in a graph."),
+    ("Agents That Remember", "Unlike Zorblat, our agent forgets on purpose."),
+    ("Quillfeather Search Engine", "Quillfeather ranks pages by their links."),
+]
+
+
+@pytest.fixture(scope="module")
+def field(tmp_path_factory) -> Assistant:
+    folder = tmp_path_factory.mktemp("field")
+    path = folder / "papers.jsonl"
+    path.write_text("".join(json.dumps({"title": t, "abstract": a}) + "\n" for t, a in FIELD))
+    assistant = Assistant(Settings(home=folder / "home", auto_ingest_bundled=False))
+    assistant.ingest([path])
+    return assistant
+
+
+def test_a_name_more_abstracts_write_than_titles_hold_names_no_paper(field):
+    """ "BEIR" is in one title and three other abstracts, "KV-cache" in one title (as the
+    question writes it) and three abstracts written "KV cache": a field's terms, so no paper
+    gets a name's credit for them. "Quillfeather" is only its own paper's; "Zorblat" leads its
+    paper's title, whatever other abstracts say of it."""
+    named = field.index.papers_named
+    own = {t: paper_id_for_title(t) for t, _ in FIELD}
+    assert named(["BEIR"]) == {}
+    assert named(["KV-cache"]) == {}
+    assert named(["Quillfeather"]) == {own["Quillfeather Search Engine"]: 0}
+    assert named(["Zorblat"]) == {own["Zorblat: Memory for Agents"]: 1}
