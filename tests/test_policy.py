@@ -1054,3 +1054,36 @@ def test_a_sentences_score_is_its_features_weighted_as_the_answerer_is_told():
     assert hand.extract(question, sources(said)).text.startswith("Quokka Routing cuts latency")
     first = ExtractiveAnswerer(policy(abstracts=said), judge, weights={"first": 1.0})
     assert first.extract(question, sources(said)).text.startswith("We present Quokka Routing")
+
+
+def test_no_paper_is_quoted_for_its_background_alone(tmp_path):
+    """ "Which papers shrink the KV cache?" quoted DuoAttention for "Existing KV cache pruning
+    methods either damage ..." alone: its motivation, not what it does. A paper whose quotes
+    would all be background is quoted for its best own statement instead. Where the paper
+    says what it does is its first "we propose ..." sentence, not a release sentence ("Our
+    code will be released at ..." made every sentence before it background)."""
+    records = [
+        {
+            "title": "Wombat Routing: Scent Gradients for Mesh Networks",
+            "abstract": "We propose Wombat Routing, which routes packets by scent gradients "
+            "in mesh networks. Wombat Routing cuts mesh routing latency by 41%.",
+        },
+        {
+            "title": "Numbat Routing",
+            "abstract": "Existing protocols that route packets by scent gradients in mesh "
+            "networks flood every router with scent. We propose Numbat Routing, a protocol "
+            "with one table per router. It halves the flooded traffic.",
+        },
+        {
+            "title": "Bilby Routing",
+            "abstract": "Bilby Routing routes packets by scent gradients in mesh networks "
+            "and adapts the scent decay. Our code will be released at "
+            "https://github.com/example/bilby.",
+        },
+    ]
+    assistant = among_routing_papers(tmp_path, records)
+    answer = assistant.ask("Which papers route packets by scent gradients in mesh networks?")
+    assert cited(answer) == {r["title"] for r in records}
+    assert "We propose Numbat Routing" in answer.text, answer.text
+    assert "Existing protocols" not in answer.text
+    assert "Bilby Routing routes packets" in answer.text and "github" not in answer.text

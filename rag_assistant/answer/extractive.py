@@ -228,7 +228,7 @@ class ExtractiveAnswerer:
             if any(_similar(cand.text, c.text) for c in chosen):
                 continue
             chosen.append(cand)
-        chosen = chosen[:most]
+        chosen = _not_only_background(chosen[:most], candidates)
         if not chosen:
             return Extract(REFUSAL, True, decision)
 
@@ -290,7 +290,16 @@ class ExtractiveAnswerer:
             title_terms = set(terms(source.title))
             rank_prior = 1.0 / (1.0 + 0.3 * i)
             said = sentences(source.abstract)
-            own = next((p for p, s in enumerate(said) if CONTRIBUTION.search(s)), 0)
+            # where the paper says what it does ("we propose ..."), not where it says where
+            # its code is ("Our code and data will be released at ...")
+            own = next(
+                (
+                    p
+                    for p, s in enumerate(said)
+                    if CONTRIBUTION.search(s) and not _BOILERPLATE.search(s)
+                ),
+                0,
+            )
             for pos, sentence in enumerate(said):
                 text = Text.of(sentence)
                 s_terms = text.terms
@@ -347,6 +356,23 @@ class ExtractiveAnswerer:
     def _limit(self, relevant: list[int]) -> int:
         # A question one paper answers may quote it more; several papers share the space.
         return self.per_paper + 1 if len(relevant) == 1 else self.per_paper
+
+
+def _not_only_background(chosen: list[Picked], candidates: list[Picked]) -> list[Picked]:
+    """``chosen`` with no paper quoted for its background alone: a paper whose quotes are
+    all background ("Existing KV cache pruning methods ...", quoted for "which papers shrink
+    the KV cache?") is quoted for its best own statement instead, in place of its weakest
+    background quote; a paper that makes no statement of its own keeps its quotes."""
+    out = list(chosen)
+    for paper in dict.fromkeys(c.paper_index for c in chosen):
+        quoted = [c for c in out if c.paper_index == paper]
+        if any(not c.background for c in quoted):
+            continue
+        own = [c for c in candidates if c.paper_index == paper and not c.background]
+        if own:
+            weakest = min(quoted, key=lambda c: c.score)
+            out[out.index(weakest)] = max(own, key=lambda c: c.score)
+    return out
 
 
 def _key(sentence: str) -> str:
