@@ -1087,3 +1087,33 @@ def test_no_paper_is_quoted_for_its_background_alone(tmp_path):
     assert "We propose Numbat Routing" in answer.text, answer.text
     assert "Existing protocols" not in answer.text
     assert "Bilby Routing routes packets" in answer.text and "github" not in answer.text
+
+
+def test_a_name_in_a_link_is_no_mention_of_it():
+    """ "what architecture is Reka Core? Vibe-Eval uses it as the judge" was answered: Vibe-Eval
+    names Reka Core once, as its judge, but its link "github.com/reka-ai/reka-vibe-eval" wrote
+    "reka" twice more, and a name used more than once passed for what the paper is about."""
+    title = "Wombat-Eval: Judging Chat Models"
+    abstract = (
+        "We introduce Wombat-Eval, a benchmark of hard prompts for chat models. "
+        "Automatic judging with Quokka Core roughly agrees with human judges. "
+        "The code is at https://github.com/quokka-ai/quokka-wombat-eval."
+    )
+    said = {title: abstract}
+    asked = "What architecture is Quokka Core? Wombat-Eval uses it as the judge"
+    decision = policy("in-passing", abstracts=said).decide(asked, sources(said))
+    assert decision.verdict == "not stated", decision
+    assert decision.reason.startswith('"Quokka Core" appears in [1] only in passing')
+    # named again in the text (not in a link), it is what the paper uses as its own
+    again = {title: abstract.replace("The code", "Quokka Core scores agree. The code")}
+    assert policy("in-passing", abstracts=again).decide(asked, sources(again)).answerable
+
+
+def test_what_a_pronoun_does_is_no_thing_asked_about():
+    """ "HyperAttention speedups: ... and what does it do to ChatGLM2 perplexity at 32k?" was
+    refused as asking about ChatGLM2, which the paper names only as the model it runs on:
+    after "what does it", the words say what "it" does, as after "how does each"."""
+    assert asked_about("what does it do to ChatGLM2 perplexity?") == set()
+    assert asked_about("what does Lantern Attention keep?") == {"lantern", "attent", "keep"}
+    asked = "Lantern Attention: what does it do to Heron Pooling accuracy at 64k tokens?"
+    assert policy("in-passing").decide(asked, sources()).answerable

@@ -698,6 +698,11 @@ _ASKS_WHO = re.compile(
 )
 
 
+# words that stand for something named elsewhere: no thing asked about of their own
+_PRONOUNS = r"(?:each|it|its|they|them|this|that|these|those|both|either|one|we|you)\b"
+_PRONOUN = re.compile(_PRONOUNS, re.IGNORECASE)
+
+
 def asked_about(question: str) -> set[str]:
     """The terms of what a question asks the workings, the nature or an attribute of: the few
     words after "how does", "what is", "explain" ("how does the H3 architecture work" → h3,
@@ -710,7 +715,15 @@ def asked_about(question: str) -> set[str]:
         _ASKS_OF.finditer(question),
         _ASKS_WHO.finditer(question),
     )
-    return {t for matches in found for m in matches for t in query_terms(m.group("subject"))}
+    return {
+        t
+        for matches in found
+        for m in matches
+        # "what does it do to ChatGLM2 perplexity?": the question asks about "it" (what it
+        # refers to), and what follows is what it does, not a thing asked about
+        if not _PRONOUN.match(m.group("subject"))
+        for t in query_terms(m.group("subject"))
+    }
 
 
 def _maker_of(question: str) -> list[str]:
@@ -728,7 +741,7 @@ _WHAT_IS = re.compile(
 _CONCEPT = re.compile(
     r"\b(?:what\s+(?:is|are)|what's|what\u2019s|explain|how\s+(?:does|do)"
     # "how does each speed up decoding?": a pronoun is no thing to explain
-    r"(?!\s+(?:each|it|its|they|them|this|that|these|those|both|either|one|we|you)\b))"
+    rf"(?!\s+{_PRONOUNS}))"
     r"\s+(?:the\s+|an?\s+)?"
     r"(?:difference\s+between\s+(?:the\s+|an?\s+)?)?"  # "... between X and Y": X is asked about
     r"(?P<phrase>[a-z][\w-]*(?:\s+[a-z][\w-]*){0,3}?)(?=\s+work\b|\s*[?,.;]|\s+and\b|\s*$)",
@@ -886,6 +899,9 @@ def _only_compared(text: str) -> set[str]:
     return compared - {_term(w) for i, w in enumerate(words) if not _compared(words, i)}
 
 
+_URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|io|ai|net)/\S*")
+
+
 def _central(term: str, source: Source) -> bool:
     """``term`` is what the paper is about: in its title, in a sentence presenting its
     contribution, right after "our"/"we" ("our RATD datasets"), or used more than once. A
@@ -895,7 +911,8 @@ def _central(term: str, source: Source) -> bool:
         return True
     count = 0
     for sentence in sentences(source.abstract):
-        words = _words(sentence)
+        # a link is no mention: "github.com/reka-ai/reka-vibe-eval" does not use "Reka"
+        words = _words(_URL.sub(" ", sentence))
         at = [
             i
             for i, w in enumerate(words)
