@@ -78,6 +78,8 @@ def main() -> None:
         options["home"] = args.home
     assistant = Assistant(**options)
     rows = list(examples(assistant, args.qa))
+    if not rows:
+        sys.exit(f"no answered question of {args.qa} quotes a key fact it lists: nothing to fit")
     names = list(rows[0][1][0].features)
     x, y, w = [], [], []
     for _, picked, held in rows:
