@@ -45,6 +45,7 @@ class Index(Store):
         self._embedder = None
         self._copy: VectorCopy | bool | None = None  # False: none to use
         self._sentences: SentenceMatrix | bool | None = None  # False: none to use
+        self.names_seen: dict[tuple[str, tuple[str, ...]], bool] = {}  # see store.names
         self._reload_lock = threading.RLock()
 
     # --- what readers use ------------------------------------------------------------------
@@ -65,6 +66,7 @@ class Index(Store):
                 self._embedder = None
                 self._copy = None
                 self._sentences = None
+                self.names_seen = {}
                 if self._manifest is None and self.has_catalog() and self.catalog.counts()[0]:
                     raise IndexCorruptError(
                         f"the index manifest {self.manifest_path} is missing (was an ingest "
@@ -208,6 +210,7 @@ class Index(Store):
 
     def papers_named(self, names: Sequence[str], *, most: int = 5) -> dict[str, int]:
         """The papers a question names (see :func:`~rag_assistant.store.names.papers_named`)."""
+        self.manifest()  # another process's ingest resets what was learnt of names
         return papers_named(self, names, most=most)
 
     def writes(self, name: str, *, among: int = 50) -> bool:

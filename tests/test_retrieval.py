@@ -363,3 +363,27 @@ def test_a_name_more_abstracts_write_than_titles_hold_names_no_paper(field):
     assert named(["KV-cache"]) == {}
     assert named(["Quillfeather"]) == {own["Quillfeather Search Engine"]: 0}
     assert named(["Zorblat"]) == {own["Zorblat: Memory for Agents"]: 1}
+
+
+def test_what_was_learnt_of_a_name_is_forgotten_when_papers_are_added(tmp_path):
+    """Whether a name is its titled papers' own is kept between questions (the policy asks it
+    again of each question's names): papers added later that write the name in their
+    abstracts make it a field's term, and the next question sees that."""
+    first = tmp_path / "first.jsonl"
+    first.write_text(json.dumps({"title": FIELD[-1][0], "abstract": FIELD[-1][1]}) + "\n")
+    assistant = Assistant(Settings(home=tmp_path / "home", auto_ingest_bundled=False))
+    assistant.ingest([first])
+    own = paper_id_for_title(FIELD[-1][0])
+    assert assistant.index.papers_named(["Quillfeather"]) == {own: 0}
+    later = tmp_path / "later.jsonl"
+    later.write_text(
+        "".join(
+            json.dumps(
+                {"title": f"Search Study {i}", "abstract": f"We compare with Quillfeather {i}."}
+            )
+            + "\n"
+            for i in range(3)
+        )
+    )
+    assistant.ingest([later])
+    assert assistant.index.papers_named(["Quillfeather"]) == {}

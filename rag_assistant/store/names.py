@@ -14,7 +14,11 @@ from .catalog import Catalog
 
 
 class Searched(Protocol):
-    """What the lookups read of the index: its catalog and its BM25 search."""
+    """What the lookups read of the index: its catalog and its BM25 search; ``names_seen``
+    keeps what was learnt of names (whether a name is its titled papers' own), emptied
+    when the index changes."""
+
+    names_seen: dict[tuple[str, tuple[str, ...]], bool]
 
     @property
     def catalog(self) -> Catalog: ...
@@ -81,10 +85,15 @@ def _theirs(index: Searched, name: str, titled: Sequence[str], *, among: int = 5
     pattern = _written(name)
     if pattern is None or not titled:
         return bool(titled)
-    hits = index.lexical_search(query_terms(name), among)
-    rows = index.catalog.chunks([chunk_id for chunk_id, _ in hits])
-    others = {paper_id_of(c) for c, row in rows.items() if pattern.search(fold(row.text))}
-    return len(others - set(titled)) <= len(titled)
+    key = (fold(name), tuple(titled))  # asked again by the policy, and by the next question
+    if key not in index.names_seen:
+        if len(index.names_seen) > 4096:  # a long-running UI: forget, do not grow
+            index.names_seen.clear()
+        hits = index.lexical_search(query_terms(name), among)
+        rows = index.catalog.chunks([chunk_id for chunk_id, _ in hits])
+        others = {paper_id_of(c) for c, row in rows.items() if pattern.search(fold(row.text))}
+        index.names_seen[key] = len(others - set(titled)) <= len(titled)
+    return index.names_seen[key]
 
 
 def writes(index: Searched, name: str, *, among: int = 50) -> bool:
