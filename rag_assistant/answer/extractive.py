@@ -40,7 +40,7 @@ from .policy import (
     numbers_in,
 )
 
-# A sentence's score: the weighted sum of its features (see ExtractiveAnswerer.extract).
+# A sentence's score: the weighted sum of its features (see ExtractiveAnswerer.candidates).
 # Chosen by hand on eval/dev.jsonl and confirmed on eval/qa.jsonl, one at a time (README):
 # "meaning" (the sentence encoder's cosine to the question) 0.5 of 0, 0.25, 0.5, 1.0;
 # "boilerplate" (a release sentence, a hope) -0.25 and -0.5 equal on dev (key facts 0.734 ->

@@ -49,9 +49,10 @@ def papers_named(index: Searched, names: Sequence[str], *, most: int = 5) -> dic
     """The papers a question names. A title that leads with names of the question and
     nothing else ("WISE: ...", "SLUE Phase-2: ...") names its paper; else the papers whose
     title holds the name as a whole word (case and width folded), at most ``most`` for
-    each name (a name in more titles names no one paper). Returns {paper id: how many
-    words of its title's leading name the question names (0: the title only holds it)}.
-    Found through the catalog's full-text title index."""
+    each name (a name in more titles names no one paper), and only when the name is theirs
+    (:func:`_theirs`: "BEIR", which more abstracts write than titles hold, names none).
+    Returns {paper id: how many words of its title's leading name the question names (0:
+    the title only holds it)}. Found through the catalog's full-text title index."""
     asked = {word for name in names for word in fold(name).split()}
     found: dict[str, int] = {}
     for name in names:
