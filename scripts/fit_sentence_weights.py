@@ -41,7 +41,7 @@ def examples(assistant: Assistant, qa_file: str):
         decision = answerer.policy.decide(item.question, sources)
         if not decision.answerable:
             continue
-        picked = answerer.candidates(item.question, sources, decision)
+        picked = answerer.candidates(item.question, sources, decision, every_feature=True)
         held = [{f for f in item.key_facts if holds(p.text, f)} for p in picked]
         if not any(held):
             continue

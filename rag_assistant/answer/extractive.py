@@ -58,6 +58,11 @@ HAND_WEIGHTS: dict[str, float] = {
     "long": -0.1,
     "repeat": -0.5,
 }
+# Features that say what a sentence is, whatever the question asks: the hand weights give
+# them none (fitted on dev they gained there and lost on qa: README); computed for a fit
+DESCRIBING = frozenset(
+    {"states_number", "result", "contribution", "defines", "names", "first", "position"}
+)
 # After each relevant paper's best sentence, a sentence is quoted while its score is at least
 # this share of the best one's, up to PER_PAPER sentences of a paper (one more when a single
 # paper is relevant) and max_sentences in all: 0.45 and 4 chosen on eval/dev.jsonl (0.55 / 3
@@ -270,17 +275,21 @@ class ExtractiveAnswerer:
         *,
         focus: str | None = None,
         avoid: Sequence[str] = (),
+        every_feature: bool = False,
     ) -> list[Picked]:
         """Every sentence of the relevant papers that could be quoted (three terms or more),
-        with its features and its score under ``self.weights``."""
+        with its features and its score under ``self.weights``. The features that describe
+        a sentence whatever the question asks (:data:`DESCRIBING`) are computed only when
+        the weights use one, or for ``every_feature`` (a fit of the weights)."""
         analysis, per_source = decision.analysis, decision.per_source
         idf = self.policy.idf
         asked = focus or question
+        describe = every_feature or not DESCRIBING.isdisjoint(self.weights)
         qterms = analysis.terms
         total_idf = sum(idf(t) for t in qterms) or 1.0
         focus_analysis = self.policy.analyze(focus) if focus else Analysis([], {})
         # a question asking where the code is may be answered by the release sentence
-        release_asked = bool(_ASKS_FOR_CODE.search(focus or question))
+        release_asked = bool(_ASKS_FOR_CODE.search(asked))
         fterms = focus_analysis.terms
         focus_idf = sum(idf(t) for t in fterms) or 1.0
         quoted = {_key(a) for a in avoid}
@@ -322,7 +331,7 @@ class ExtractiveAnswerer:
                 is_background = pos < own or bool(_BACKGROUND.match(sentence))
                 cue = bool(_CUES.search(sentence))
                 close = source.sentence_meaning.get(sentence)
-                stated = numbers_in(sentence)
+                stated = numbers_in(sentence) if analysis.quantity or describe else []
                 features = {
                     "lexical": lexical,
                     "meaning": close if close is not None else 0.0,
@@ -340,15 +349,17 @@ class ExtractiveAnswerer:
                     "boilerplate": float(not release_asked and bool(_BOILERPLATE.search(sentence))),
                     "long": float(len(sentence) > 450),
                     "repeat": float(_key(sentence) in quoted),
-                    # what the sentence is, whatever the question asks
-                    "states_number": float(bool(stated)),
-                    "result": float(bool(stated) and cue and pos >= own),
-                    "contribution": float(bool(CONTRIBUTION.search(sentence))),
-                    "defines": float(defines(asked, sentence)),
-                    "names": float(bool(names(sentence))),
-                    "first": float(pos == 0),
-                    "position": pos / max(1, len(said) - 1),
                 }
+                if describe:  # what the sentence is, whatever the question asks
+                    features.update(
+                        states_number=float(bool(stated)),
+                        result=float(bool(stated) and cue and pos >= own),
+                        contribution=float(bool(CONTRIBUTION.search(sentence))),
+                        defines=float(defines(asked, sentence)),
+                        names=float(bool(names(sentence))),
+                        first=float(pos == 0),
+                        position=pos / max(1, len(said) - 1),
+                    )
                 score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
                 candidates.append(Picked(i, pos, sentence, score, is_background, features))
         return candidates

@@ -10,7 +10,7 @@ from typing import Protocol
 from ..text.normalize import fold
 from ..text.terms import query_terms
 from ..types import paper_id_of
-from .catalog import Catalog
+from .catalog import Catalog, ChunkRow
 
 
 class Searched(Protocol):
@@ -90,8 +90,7 @@ def _theirs(index: Searched, name: str, titled: Sequence[str], *, among: int = 5
     if key not in index.names_seen:
         if len(index.names_seen) > 4096:  # a long-running UI: forget, do not grow
             index.names_seen.clear()
-        hits = index.lexical_search(query_terms(name), among)
-        rows = index.catalog.chunks([chunk_id for chunk_id, _ in hits])
+        rows = _searched(index, name, among)
         others = {paper_id_of(c) for c, row in rows.items() if pattern.search(fold(row.text))}
         index.names_seen[key] = len(others - set(titled)) <= len(titled)
     return index.names_seen[key]
@@ -104,9 +103,14 @@ def writes(index: Searched, name: str, *, among: int = 50) -> bool:
     pattern = _written(name)
     if pattern is None:
         return False
-    hits = index.lexical_search(query_terms(name), among)
-    rows = index.catalog.chunks([chunk_id for chunk_id, _ in hits])
+    rows = _searched(index, name, among)
     if any(pattern.search(fold(row.text)) for row in rows.values()):
         return True
     titles = index.catalog.titles(sorted({paper_id_of(c) for c in rows}))
     return any(pattern.search(fold(title)) for title in titles.values())
+
+
+def _searched(index: Searched, name: str, among: int) -> dict[str, ChunkRow]:
+    """The ``among`` chunks BM25 ranks first for the words of ``name``, by chunk id."""
+    hits = index.lexical_search(query_terms(name), among)
+    return index.catalog.chunks([chunk_id for chunk_id, _ in hits])
