@@ -98,23 +98,27 @@ class RetrievalSettings(BaseModel):
     candidates: int = Field(
         40, ge=5, le=1000, description="Chunks taken from each retriever before fusion."
     )
-    fusion: Literal["rrf", "lexical", "dense"] = Field(
-        "rrf", description="How lexical and dense results are combined."
+    fusion: Literal["dbsf", "rrf", "lexical", "dense"] = Field(
+        "dbsf",
+        description="How the rankings are combined: 'dbsf' sums each list's scores mapped to "
+        "0..1 by the list's own mean and spread (how strong a match is counts); 'rrf' sums "
+        "reciprocal ranks (only the order counts); 'lexical' or 'dense': that list alone.",
     )
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
-    lexical_weight: float = Field(1.0, ge=0.0, description="RRF weight of the BM25 list.")
-    dense_weight: float = Field(1.0, ge=0.0, description="RRF weight of the dense list.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (fusion 'rrf').")
+    lexical_weight: float = Field(1.0, ge=0.0, description="Fusion weight of the BM25 list.")
+    dense_weight: float = Field(1.0, ge=0.0, description="Fusion weight of the dense list.")
     name_weight: float = Field(
         0.5,
         ge=0.0,
-        description="RRF credit of a paper whose title holds a name of the question "
+        description="Fusion credit of a paper whose title holds a name of the question "
         "verbatim (a first rank's at this weight); 0 turns it off.",
     )
     sentence_weight: float = Field(
-        1.0,
+        1.5,
         ge=0.0,
-        description="RRF weight of the sentence encoder's list (papers ranked by their "
-        "sentence closest in meaning to the question); 0 turns it off.",
+        description="Fusion weight of the sentence encoder's list (papers ranked by their "
+        "sentence closest in meaning to the question; BM25 and the dense list both read "
+        "words, this one meaning); 0 turns it off.",
     )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
     dense_search: Literal["auto", "exact", "chroma"] = Field(

@@ -1,6 +1,7 @@
-"""Retrieval: reciprocal rank fusion and grouping by paper, with scores computed by hand.
+"""Retrieval: distribution-based score fusion (the default), reciprocal rank fusion, and
+grouping by paper, with scores computed by hand.
 
-The fused rankings are scripted (given chunk ranks in, fused papers out) over a real catalog
+The fused rankings are scripted (given chunk scores in, fused papers out) over a real catalog
 of four papers; the last test runs the real BM25 and Chroma rankings through the retriever
 and checks it reports them faithfully."""
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from rag_assistant import Assistant
-from rag_assistant.answer.retrieval import Retriever, group_by_paper, rrf
+from rag_assistant.answer.retrieval import Retriever, dbsf, group_by_paper, rrf
 from rag_assistant.corpus import paper_id_for_title
 from rag_assistant.settings import RetrievalSettings, Settings
 from rag_assistant.store.sentence_encoder import DIMENSIONS, SentenceMatrix
@@ -32,6 +33,49 @@ def test_rrf_weights_and_constant_by_hand():
     assert scores == pytest.approx({"a": 1 / 2 + 0.0, "b": 1 / 3 + 2 / 2})
     with pytest.raises(ValueError):  # a weight per ranking, no more, no less
         rrf([["a"], ["b"]], weights=[1.0])
+
+
+def spread(values: list[float]) -> list[float]:
+    """DBSF's mapping by hand: mean - 3 sd -> 0, mean + 3 sd -> 1 (population sd)."""
+    if not values:
+        return []
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    return [min(1.0, max(0.0, (v - (mean - 3 * sd)) / (6 * sd))) for v in values]
+
+
+def test_dbsf_by_hand():
+    lexical = [("a", 10.0), ("b", 9.0), ("c", 8.0), ("d", 7.0)]
+    dense = [("c", 0.9), ("a", 0.5)]
+    scores = dbsf([lexical, dense], weights=[1.0, 2.0])
+    lex, den = spread([10, 9, 8, 7]), spread([0.9, 0.5])
+    assert scores == pytest.approx(
+        {"a": lex[0] + 2 * den[1], "b": lex[1], "c": lex[2] + 2 * den[0], "d": lex[3]}
+    )
+    # two items sit at mean -/+ 1 sd: 1/3 and 2/3 of the way
+    assert den == pytest.approx([2 / 3, 1 / 3])
+    # a list of equals (one item, say) gives each item its full weight; weight 0 adds nothing
+    assert dbsf([[("x", 3.0)], [("y", 0.2), ("z", 0.2)], [("w", 1.0)]], weights=[1, 0.5, 0]) == {
+        "x": 1.0,
+        "y": 0.5,
+        "z": 0.5,
+    }
+    with pytest.raises(ValueError):  # a weight per ranking, no more, no less
+        dbsf([[("a", 1.0)], [("b", 1.0)]], weights=[1.0])
+
+
+def test_dbsf_counts_how_far_a_match_stands_out_not_only_its_rank():
+    """BM25 finds one chunk far above the rest ("a": every rare word of the question); the
+    dense list's first ("b") leads a gentle slope of near-equals. Rank fusion gives both the
+    same credit, and the paper id would decide; score fusion puts "a" first."""
+    lexical = [("a", 14.0)] + [(f"l{i}", 2.0 - i / 100) for i in range(30)]
+    dense = [("b", 0.33)] + [(f"d{i}", 0.329 - i / 1000) for i in range(30)]
+    by_rank = rrf([[i for i, _ in lexical], [i for i, _ in dense]])
+    assert by_rank["a"] == by_rank["b"] == max(by_rank.values())
+    by_score = dbsf([lexical, dense])
+    assert by_score["a"] == 1.0  # far above mean + 3 sd: clipped to 1
+    assert 0.7 < by_score["b"] < 0.85  # about 1.7 sd above its list's mean
+    assert max(by_score, key=by_score.get) == "a"
 
 
 def test_group_by_paper_keeps_each_paper_once_with_its_best_chunks():
@@ -157,14 +201,38 @@ class ScriptedIndex:
 
 
 def scripted(four, ids, dense_confidence=1.0, **settings):
-    """The scripted rankings; names left out (``name_weight`` 0) unless a test sets it."""
+    """The scripted rankings, fused by reciprocal rank fusion unless a test says ``fusion``;
+    names left out (``name_weight`` 0) unless a test sets it."""
     index = ScriptedIndex(
         four.index,
         lexical=[ids[x] for x in ("b0", "a1", "c0", "a0")],
         dense=[(ids["a2"], 0.9), (ids["b0"], 0.8), (ids["d0"], 0.7), (ids["a1"], 0.6)],
         dense_confidence=dense_confidence,
     )
-    return index, Retriever(index, RetrievalSettings(**{"name_weight": 0.0, **settings}))
+    defaults = {"name_weight": 0.0, "fusion": "rrf", "sentence_weight": 1.0}
+    return index, Retriever(index, RetrievalSettings(**{**defaults, **settings}))
+
+
+def test_fused_papers_and_scores_by_hand_with_dbsf_the_default(four, ids):
+    """BM25 scores b0 10, a1 9, c0 8, a0 7; the dense list a2 0.9, b0 0.8, d0 0.7, a1 0.6:
+    each mapped to 0..1 by its mean and sd, summed; the best possible is 1 + 1."""
+    _, retriever = scripted(four, ids, fusion="dbsf")
+    assert RetrievalSettings().fusion == "dbsf"
+    sources = retriever.retrieve("anything", k=4)
+    lex, den = spread([10, 9, 8, 7]), spread([0.9, 0.8, 0.7, 0.6])
+    assert [s.title for s in sources][:2] == [TITLES[1], TITLES[0]]
+    assert {s.title for s in sources[2:]} == {TITLES[2], TITLES[3]}
+    beta, alpha, *rest = sources
+    assert beta.score == pytest.approx((lex[0] + den[1]) / 2)
+    assert alpha.score == pytest.approx((lex[1] + den[3]) / 2)  # a1, ahead of a2 (den[0])
+    assert [h.chunk_id for h in alpha.chunks] == [ids["a1"], ids["a2"]]
+    # c0 (third by BM25) and d0 (third in the dense list) are equals but for rounding
+    assert [s.score for s in rest] == pytest.approx([lex[2] / 2, den[2] / 2])
+    # papers to prefer (a follow-up's) get half a list's full credit each: Gamma's c0
+    # (lex[2] + 0.5) passes Alpha's a1 (lex[1] + den[3])
+    preferred = retriever.retrieve("anything", k=4, prefer=[paper_id_for_title(TITLES[2])])
+    assert [s.title for s in preferred][:3] == [TITLES[1], TITLES[2], TITLES[0]]
+    assert preferred[1].score == pytest.approx((lex[2] + 0.5) / 2)
 
 
 def test_fused_papers_and_scores_by_hand(four, ids):
@@ -231,9 +299,9 @@ def test_lexical_only_fusion_never_asks_the_dense_index(four, ids):
     index, retriever = scripted(four, ids, fusion="lexical")
     sources = retriever.retrieve("anything", k=5)
     assert index.calls == ["lexical"]
-    # b0 = 1/61, a1 = 1/62, c0 = 1/63; the best possible is now 1/61; Delta only had dense
+    # b0 10, a1 9, c0 8 (a0 7) mapped by their mean and sd; Delta only had dense
     assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[2]]
-    assert [s.score for s in sources] == pytest.approx([1.0, 61 / 62, 61 / 63])
+    assert [s.score for s in sources] == pytest.approx(spread([10, 9, 8, 7])[:3])
     assert [h.chunk_id for h in sources[1].chunks] == [ids["a1"], ids["a0"]]
 
 
@@ -290,21 +358,19 @@ def test_real_rankings_are_fused_and_grouped_as_documented(four):
     from rag_assistant.text.terms import query_terms
 
     terms = query_terms(question)
-    lexical = [cid for cid, _ in index.lexical_search(terms, 40)]
-    dense = [cid for cid, _ in index.dense_search(question, 40)]
+    scored = [index.lexical_search(terms, 40), index.dense_search(question, 40)]
+    lexical, dense = ([cid for cid, _ in ranking] for ranking in scored)
     assert lexical and dense
     # the sentence encoder's ranking, when its model is installed
     meaning = index.sentence_scores(question)
-    sentence = [cid for cid, _ in meaning.top(40)] if meaning else []
-    weights = (1.0, index.dense_confidence(terms), 1.0 if sentence else 0.0)
+    scored.append(meaning.top(40) if meaning else [])
+    weights = (1.0, index.dense_confidence(terms), 1.5 if scored[2] else 0.0)
     assert weights[1] == 1.0  # the model was fitted on these four abstracts: it knows all
+    mapped = [dict(zip([c for c, _ in r], spread([v for _, v in r]), strict=True)) for r in scored]
 
     def fused(cid: str) -> float:
-        score = 0.0
-        for ranking, weight in zip((lexical, dense, sentence), weights, strict=True):
-            if cid in ranking:
-                score += weight / (60 + ranking.index(cid) + 1)
-        return score / (sum(weights) / 61)
+        pairs = zip(mapped, weights, strict=True)
+        return sum(w * m.get(cid, 0.0) for m, w in pairs) / sum(weights)
 
     assert len({s.paper_id for s in sources}) == len(sources)  # each paper once
     assert [s.rank for s in sources] == list(range(1, len(sources) + 1))
