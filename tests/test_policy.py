@@ -1117,3 +1117,43 @@ def test_what_a_pronoun_does_is_no_thing_asked_about():
     assert asked_about("what does Lantern Attention keep?") == {"lantern", "attent", "keep"}
     asked = "Lantern Attention: what does it do to Heron Pooling accuracy at 64k tokens?"
     assert policy("in-passing").decide(asked, sources()).answerable
+
+
+def test_a_who_question_needs_the_act_stated_with_its_doer():
+    """ "Who wrote the Harry Potter books?" was answered from an unlearning paper that
+    unlearns them, and "who founded 01.AI?" from "Yi: ... by 01.AI": an abstract about a
+    thing that never says who made it does not answer who did. The act must be the one
+    asked ("open-sourced by Meta" says who released a model, not who wrote a book)."""
+    books = {
+        "Forgetting the Kestrel Novels": (
+            "We unlearn the Kestrel novels from a Llama model (a language model recently "
+            "open-sourced by Meta). Unlearning the Kestrel novels takes one GPU hour."
+        ),
+        "Heron Pooling Revisited": (
+            "Heron Pooling, released by Ibis Labs in 2021, pools tokens by their salience. "
+            "We revisit Heron Pooling on long documents."
+        ),
+    }
+    signals = ("named-detail",)
+    decision = policy(*signals, abstracts=books).decide(
+        "Who wrote the Kestrel novels?", sources(books)
+    )
+    assert decision.verdict == "not stated"
+    assert decision.reason == "[1] does not say who wrote Kestrel novels"
+    # the act and a doer in one sentence: answered
+    for asked in ("Who released Heron Pooling?", "Which company made Heron Pooling?"):
+        assert policy(*signals, abstracts=books).decide(asked, sources(books)).answerable, asked
+    assert (
+        policy(*signals, abstracts=books)
+        .decide("Who released the Llama model?", sources(books))
+        .answerable
+    )
+    # founding is an act of its own: releasing a model does not state who founded anything
+    decision = policy(*signals, abstracts=books).decide("Who founded Ibis Labs?", sources(books))
+    assert decision.verdict == "not stated"
+    # a paper's own method, with no doer named: the abstracts do not say who proposed it
+    decision = policy(*ALL).decide("Who proposed Lantern Attention?", sources())
+    assert (decision.verdict, decision.reason) == (
+        "not stated",
+        "[2] does not say who proposed Lantern Attention",
+    )

@@ -49,6 +49,9 @@ retrieved. The signals, none of them tied to the wording of any question set:
   kind of thing (those holding most of the question's clause) name none: "AutoBencher uses a
   language model to search ..." says there is one, not which. An acronym of the kind
   ("LLMs") and the words spelling out the question's own name name nothing.
+  A "who made X?" question (who wrote, founded, released ... X) asks for a doer: some
+  relevant sentence must state that act with one ("open-sourced by Meta"); an abstract about
+  X that never says who made it does not answer who did.
 
 Which papers an answer may quote: those whose evidence is close to the best paper's; and when
 the question names a paper (a name of the question that its title holds whole, "R-Tuning",
@@ -336,7 +339,9 @@ class AnswerabilityPolicy:
             if missing:
                 return decision("not stated", missing)
         if "named-detail" in self.signals:
-            unnamed = _instance_not_named(self, asked or question, analysis, sources, relevant)
+            unnamed = _instance_not_named(
+                self, asked or question, analysis, sources, relevant
+            ) or _maker_not_stated(asked or question, sources, relevant)
             if unnamed:
                 return decision("not stated", unnamed)
         return decision("answered")
@@ -598,6 +603,44 @@ NAMED_SHARE = 0.75
 of the question are the ones that must name it."""
 
 
+# the acts a "who ...?" question asks the doer of, each with the words a sentence states it by
+_ACTS = {
+    "write": r"wr[io]t\w*|author\w*",
+    "found": r"found(?:ed|s|ing)?|co-?found\w*",
+    "make": r"made|mak\w*|creat\w*|invent\w*|releas\w*|open[- ]?sourc\w*|publish\w*|launch\w*|"
+    r"develop\w*|propos\w*|introduc\w*|buil[dt]\w*|train\w*|design\w*|own\w*|behind",
+}
+# the doer, as an abstract writes one: "by Meta", "by the Allen Institute", "Meta's"
+_DOER = re.compile(r"\bby\s+(?:the\s+)?[A-Z][\w.&-]*|\b[A-Z][\w.&-]*['\u2019]s\b")
+
+
+def _maker_not_stated(
+    question: str, sources: Sequence[Source], relevant: Sequence[int]
+) -> str | None:
+    """A "who made X?" question (who wrote, founded, released, developed ... X; which company
+    makes X) asks for a doer: a person, a company, a lab. The relevant papers must state that
+    act with its doer ("open-sourced by Meta", "Meta's ... released") in a sentence; an
+    abstract about X that never says who made it ("unlearning the Harry Potter books", "Yi:
+    Open Foundation Models by 01.AI" for who founded 01.AI) does not answer who did
+    ('named-detail')."""
+    m = _ASKS_WHO.search(question)
+    if m is None or not relevant:
+        return None
+    asking = question[m.start() : m.start("subject")]
+    act, done = next(
+        ((a, d) for a, w in _ACTS.items() if (d := re.search(rf"\b(?:{w})\b", asking, re.I))),
+        ("make", None),
+    )
+    stated = re.compile(rf"\b(?:{_ACTS[act]})\b", re.IGNORECASE)
+    for i in relevant:
+        for sentence in sentences(sources[i].abstract):
+            if stated.search(sentence) and _DOER.search(sentence):
+                return None
+    cited = "".join(f"[{i + 1}]" for i in relevant[:3])
+    what = " ".join(m.group("subject").split()[:4])
+    return f"{cited} does not say who {done.group(0) if done else 'made'} {what}"
+
+
 # --- texts and words ---------------------------------------------------------------------
 
 
@@ -691,7 +734,7 @@ _ASKS_OF = re.compile(
 _ASKS_WHO = re.compile(
     r"\b(?:who|which\s+(?:compan(?:y|ies)|organi[sz]ations?|labs?|teams?|groups?|"
     r"institutions?|universit(?:y|ies)|people|researchers|authors?))\s+(?:\w+\s+){0,2}?"
-    r"(?:made|makes?|creat\w*|invent\w*|releas\w*|develop\w*|propos\w*|introduc\w*|"
+    r"(?:made|makes?|creat\w*|invent\w*|releas\w*|develop\w*|propos\w*|introduc\w*|found(?:ed|s)|"
     r"buil[dt]s?|wr[io]tes?|written|trains?|trained|design\w*|came\s+up\s+with|"
     r"(?:is|are|was|were)\s+behind|owns?)\s+(?:the\s+)?(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
     re.IGNORECASE,
