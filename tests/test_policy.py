@@ -1157,3 +1157,52 @@ def test_a_who_question_needs_the_act_stated_with_its_doer():
         "not stated",
         "[2] does not say who proposed Lantern Attention",
     )
+
+
+def decided(signal: str, abstracts: dict[str, str], asked: str):
+    """The decision of a policy with one ``signal`` over ``abstracts`` on ``asked``."""
+    return policy(signal, abstracts=abstracts).decide(asked, sources(abstracts))
+
+
+def test_a_name_given_as_an_example_is_not_what_a_paper_is_about():
+    """ "How does Mamba's selective state space mechanism work?" was answered from a paper
+    that names Mamba twice, both times as an example ("(e.g. H3, Mamba, RWKV)"): a name used
+    more than once passed for the paper's subject. An example is a mention in passing."""
+    examples = {
+        "Fixed-State Language Models": (
+            "Efficient alternatives to attention (e.g. Quill, Heron, Ibis) keep a fixed-size "
+            "state. We present Lark, which recalls better than models such as Heron or Ibis."
+        ),
+    }
+    heron = decided("in-passing", examples, "How does Heron's selective state mechanism work?")
+    assert heron.verdict == "not stated"
+    assert heron.reason.startswith('"Heron" appears in [1] only in passing')
+    # the paper's own model is what it is about
+    assert decided("in-passing", examples, "How does Lark keep a fixed-size state?").answerable
+
+
+def test_any_question_opening_with_who_asks_for_a_doer():
+    """ "who won the Turing Award for deep learning?" was answered with sentences about deep
+    learning: whatever the act, "who ..." asks who did it, and the act must be stated with
+    its doer. "Who" inside a clause about people ("a tool for people who stutter") asks for
+    nobody."""
+    prize = {
+        "The Kestrel Prize Papers": (
+            "We study the papers that won the Kestrel Prize for speech research. "
+            "Speech models for people who stutter are still rare."
+        ),
+    }
+    asked = "who won the Kestrel Prize for speech research?"
+    won = decided("named-detail", prize, asked)
+    assert (won.verdict, won.reason) == (
+        "not stated",
+        "[1] does not say who won the Kestrel Prize for",
+    )
+    stated = {
+        title: text + " The first Kestrel Prize was won by Ibis Labs."
+        for title, text in prize.items()
+    }
+    assert decided("named-detail", stated, asked).answerable
+    assert decided(
+        "named-detail", prize, "Is there a speech model for people who stutter?"
+    ).answerable

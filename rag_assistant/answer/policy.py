@@ -614,31 +614,49 @@ _ACTS = {
 _DOER = re.compile(r"\bby\s+(?:the\s+)?[A-Z][\w.&-]*|\b[A-Z][\w.&-]*['\u2019]s\b")
 
 
+# "Who won ...?", "who coined ...?", "and who is behind it?": a question (or a clause of one)
+# that opens with "who" asks for a doer, whatever the act; "people who stutter" does not
+_WHO_DID = re.compile(
+    r"(?:^|[.?!;:,]\s+|\band\s+)who\s+"
+    r"(?:(?:is|are|was|were|has|have|had|did|does|do|first|originally|actually)\s+)*"
+    r"(?:the\s+|an?\s+)?(?P<verb>[a-z]+)\s+(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
+    re.IGNORECASE,
+)
+
+
 def _maker_not_stated(
     question: str, sources: Sequence[Source], relevant: Sequence[int]
 ) -> str | None:
-    """A "who made X?" question (who wrote, founded, released, developed ... X; which company
-    makes X) asks for a doer: a person, a company, a lab. The relevant papers must state that
-    act with its doer ("open-sourced by Meta", "Meta's ... released") in a sentence; an
-    abstract about X that never says who made it ("unlearning the Harry Potter books", "Yi:
-    Open Foundation Models by 01.AI" for who founded 01.AI) does not answer who did
-    ('named-detail')."""
-    m = _ASKS_WHO.search(question)
+    """A "who did X?" question (who wrote, founded, released, won ... X; which company makes
+    X) asks for a doer: a person, a company, a lab. The relevant papers must state that act
+    with its doer ("open-sourced by Meta", "Meta's ... released") in a sentence; an abstract
+    about X that never says who made it ("unlearning the Harry Potter books", "Yi: Open
+    Foundation Models by 01.AI" for who founded 01.AI) does not answer who did
+    ('named-detail'). An act of none of the groups of :data:`_ACTS` ("won") must be stated
+    in its own word."""
+    m = _ASKS_WHO.search(question) or _WHO_DID.search(question)
     if m is None or not relevant:
         return None
-    asking = question[m.start() : m.start("subject")]
+    asking = question[m.start() : m.end()]  # "who are the people behind X": "behind"
     act, done = next(
         ((a, d) for a, w in _ACTS.items() if (d := re.search(rf"\b(?:{w})\b", asking, re.I))),
-        ("make", None),
+        (None, None),
     )
-    stated = re.compile(rf"\b(?:{_ACTS[act]})\b", re.IGNORECASE)
+    if act is not None:
+        said = _ACTS[act]
+    elif "verb" in m.groupdict():
+        said = re.escape(m.group("verb")) + r"\w*"
+    else:
+        said = _ACTS["make"]
+    stated = re.compile(rf"\b(?:{said})\b", re.IGNORECASE)
     for i in relevant:
         for sentence in sentences(sources[i].abstract):
             if stated.search(sentence) and _DOER.search(sentence):
                 return None
     cited = "".join(f"[{i + 1}]" for i in relevant[:3])
     what = " ".join(m.group("subject").split()[:4])
-    return f"{cited} does not say who {done.group(0) if done else 'made'} {what}"
+    verb = done.group(0) if done else m.groupdict().get("verb") or "made"
+    return f"{cited} does not say who {verb} {what}"
 
 
 # --- texts and words ---------------------------------------------------------------------
@@ -920,10 +938,16 @@ _COMPARED = frozenset(
 )
 
 
+# words that give a name as an example of something: "(e.g. H3, Mamba, RWKV)", "such as"
+_EXAMPLE = re.compile(r"\b(?:e g|such as|including|for example|for instance)\b")
+
+
 def _compared(words: Sequence[str], i: int) -> bool:
-    """``words[i]`` is set beside something as a comparison: a comparison word is among the
-    three words before it."""
-    return bool(_COMPARED & set(words[max(0, i - 3) : i]))
+    """``words[i]`` is set beside something as a comparison, or given as an example of
+    something: a comparison word ("than", "unlike") or an example's ("e.g.", "such as") is
+    among the three words before it."""
+    before = words[max(0, i - 3) : i]
+    return bool(_COMPARED & set(before)) or bool(_EXAMPLE.search(" ".join(before)))
 
 
 def _shown(term: str, analysis: Analysis, question: str) -> str:
