@@ -654,9 +654,15 @@ def _maker_not_stated(
             if stated.search(sentence) and _DOER.search(sentence):
                 return None
     cited = "".join(f"[{i + 1}]" for i in relevant[:3])
-    what = " ".join(m.group("subject").split()[:4])
-    verb = done.group(0) if done else m.groupdict().get("verb") or "made"
-    return f"{cited} does not say who {verb} {what}"
+    if done is not None:  # what follows the act, as the question writes it ("the ... books")
+        verb, start = done.group(0), m.start() + done.end()
+    elif "verb" in m.groupdict():
+        verb, start = m.group("verb"), m.end("verb")
+    else:
+        verb, start = "made", m.start("subject")
+    what = re.sub(r"(?:\s+(?:for|of|in|on|to|with|and|at|by))+$", "", question[start : m.end()])
+    does = "does" if len(relevant) == 1 else "do"
+    return f"{cited} {does} not say who {verb} {what.strip()}"
 
 
 # --- texts and words ---------------------------------------------------------------------
