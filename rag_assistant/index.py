@@ -9,6 +9,7 @@ methods here that write only call it.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from .store.names import papers_named, writes
 from .store.parts import Store
 from .store.sentence_encoder import SentenceMatrix, SentenceScores, same_word
 from .store.vector_copy import VectorCopy, is_sqlite_file
+from .text.terms import query_terms
 from .types import (
     IndexStatus,
     IngestReport,
@@ -31,6 +33,8 @@ from .types import (
 )
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+(?:[-'.]\w+)*")
 
 
 class Index(Store):
@@ -227,6 +231,26 @@ class Index(Store):
         if vocabulary is None or total <= 0:
             return 1.0
         return sum(self.idf(t) for t in terms if t in vocabulary) / total
+
+    def sentence_confidence(self, question: str) -> float:
+        """How far the sentence encoder's list can be trusted for ``question``: the share of
+        its words' IDF mass that is not a name BM25 can match exactly and the encoder cannot
+        read (a word few chunks use, 1 to ``rare_df``, that its vocabulary does not hold
+        whole); 1.0 without the encoder. A question about a made-up name ("How does Draret
+        work?") is, to the encoder, about how things work: its closest sentences are noise,
+        and must not outvote BM25's exact match of the name (as :meth:`dense_confidence` for
+        LSA). Words no chunk uses ("chatbot" in a lay question) are left to the encoder."""
+        encoder = self.sentence_encoder()
+        lexical = self.lexical()
+        rare = max(3, len(lexical) // 2000)
+        mass = unread = 0.0
+        for word in _WORD.findall(question) if encoder is not None else ():
+            for term in query_terms(word):
+                idf = self.idf(term)
+                mass += idf
+                if 0 < lexical.df(term) <= rare and not encoder.knows(word):
+                    unread += idf
+        return 1.0 - unread / mass if mass > 0 else 1.0
 
     def status(self) -> IndexStatus:
         from .store import maintenance

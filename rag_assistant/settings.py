@@ -111,14 +111,16 @@ class RetrievalSettings(BaseModel):
         0.5,
         ge=0.0,
         description="Fusion credit of a paper whose title holds a name of the question "
-        "verbatim (a first rank's at this weight); 0 turns it off.",
+        "verbatim: this share of every list's whole credit with fusion 'dbsf', of a first "
+        "rank with 'rrf'; 0 turns it off.",
     )
     sentence_weight: float = Field(
         1.5,
         ge=0.0,
         description="Fusion weight of the sentence encoder's list (papers ranked by their "
         "sentence closest in meaning to the question; BM25 and the dense list both read "
-        "words, this one meaning); 0 turns it off.",
+        "words, this one meaning), times the share of the question the encoder can read; "
+        "0 turns it off.",
     )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
     dense_search: Literal["auto", "exact", "chroma"] = Field(

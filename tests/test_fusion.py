@@ -90,10 +90,27 @@ def test_a_noise_level_dense_list_does_not_outvote_an_exact_rare_match(named):
     assert assistant.retrieve(f"{name_of(target)} model", k=1)[0].title == target["title"]
 
 
+def test_the_sentence_list_steps_aside_for_a_name_it_cannot_read(named):
+    """The sentence encoder reads "How does zq7x17 work?" as a question about how things
+    work: its closest sentences are noise. Its list is weighted by the share of the
+    question's IDF mass it can read (a name BM25 matches exactly, in few chunks, that its
+    vocabulary does not hold whole is not), so the exact match ranks first."""
+    assistant, first, later = named
+    index = assistant.index
+    if index.sentence_encoder() is None:
+        pytest.skip("the sentence encoder is not installed")
+    assert index.sentence_confidence("How does attention work on a long sequence?") == 1.0
+    for record in random.Random(5).sample(first, 20) + random.Random(6).sample(later, 20):
+        question = f"How does {name_of(record)} work?"
+        assert index.sentence_confidence(question) < 0.3, question
+        assert assistant.retrieve(question, k=3)[0].title == record["title"], question
+
+
 def test_scores_are_bounded_and_the_best_possible_is_one():
     weights = Weights(lexical=1.0, dense=0.5, preferred=0.0, name=0.5)
     assert weights.best_possible(named=False) == 1.5
     assert weights.best_possible(named=True) == 2.0
+    assert weights.best_possible(named=True, scale=weights.lists) == 1.5 + 0.5 * 1.5
 
 
 def test_source_scores_lie_in_zero_to_one(assistant):

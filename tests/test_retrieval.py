@@ -188,6 +188,9 @@ class ScriptedIndex:
     def dense_confidence(self, terms):
         return self.confidence
 
+    def sentence_confidence(self, question):
+        return 1.0
+
     def lexical_search(self, terms, n):
         self.calls.append("lexical")
         return self.lexical[:n]
@@ -346,6 +349,19 @@ def test_a_paper_whose_title_holds_a_name_of_the_question_gets_first_rank_credit
     assert [s.title for s in sources] == [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
     assert sources[2].score == pytest.approx((1 / 63 + 0.5 / 61) / best)
     assert sources[3].score == pytest.approx((1 / 63) / best)
+
+
+def test_with_dbsf_a_name_is_worth_its_weight_of_every_lists_whole_spread(four, ids):
+    """Score fusion spreads each list over 0..1, so a name's credit is ``name_weight`` of all
+    the lists' weights (rank fusion's first rank would be lost in that spread): "DELTA" in
+    Delta Cache's title lifts d0 (third in the dense list) by 0.5 * 2 = 1.0, past b0."""
+    _, retriever = scripted(four, ids, fusion="dbsf", name_weight=0.5)
+    sources = retriever.retrieve("What does DELTA do?", k=4)
+    lex, den = spread([10, 9, 8, 7]), spread([0.9, 0.8, 0.7, 0.6])
+    assert [s.title for s in sources][:3] == [TITLES[3], TITLES[1], TITLES[0]]
+    best = 2 + 0.5 * 2  # both lists' first place, and the name
+    assert sources[0].score == pytest.approx((den[2] + 1.0) / best)
+    assert sources[1].score == pytest.approx((lex[0] + den[1]) / best)
 
 
 # --- the real rankings --------------------------------------------------------------------

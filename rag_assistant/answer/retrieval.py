@@ -90,7 +90,8 @@ class Retriever:
     * the papers to prefer (those a follow-up's previous answer cited), at half weight;
     * with the sentence encoder installed, chunks ranked by their sentence closest in meaning
       to the question (all-MiniLM-L6-v2; a lay question finds the abstract that words it
-      differently).
+      differently), weighted by the share of the question's IDF mass whose words the
+      encoder's vocabulary holds whole: a made-up name is noise to it.
 
     Score fusion, with the sentence list at 1.5 (two lists read words, one meaning), put
     the right paper first more often than rank fusion at any weight (README, "How retrieval
@@ -138,17 +139,23 @@ class Retriever:
             dense=s.dense_weight * self.index.dense_confidence(terms) if dense else 0.0,
             preferred=0.5 * max(s.lexical_weight, s.dense_weight) if prefer else 0.0,
             name=s.name_weight,
-            sentences=s.sentence_weight if closest else 0.0,
+            sentences=s.sentence_weight * self.index.sentence_confidence(question)
+            if closest
+            else 0.0,
         )
         by_weight = [weights.lexical, weights.dense, weights.preferred, weights.sentences]
         if s.fusion == "rrf":
             ids = [[cid for cid, _ in ranking] for ranking in (lexical, dense, closest)]
             fused = rrf([ids[0], ids[1], preferred, ids[2]], k=s.rrf_k, weights=by_weight)
             first = 1 / (s.rrf_k + 1)  # a first rank's worth of a list of weight 1
+            scale = 1.0  # a name is worth a first rank at its weight
         else:  # the papers to prefer are equals: each gets its list's full credit
             equals = [(chunk_id, 1.0) for chunk_id in preferred]
             fused = dbsf([lexical, dense, equals, closest], weights=by_weight)
             first = 1.0
+            # each list spreads its chunks over the whole of 0..1 (rank fusion over a few
+            # hundredths of a first rank): a name lifts its paper by that share of them all
+            scale = weights.lists
         named = self.index.papers_named(paper_names(question)) if weights.name else {}
         found = {paper_id_of(c) for c in fused}
         for paper_id in named:  # a named paper neither list found enters with its first chunk
@@ -156,13 +163,13 @@ class Retriever:
                 fused.update((c, 0.0) for c in self.index.catalog.chunk_ids_of([paper_id])[:1])
         # a paper-level credit, lent to every chunk of the paper; a paper whose title leads
         # with the name ("R-Tuning: ...") is the one named: a first rank's worth for each
-        credit = weights.name * first
-        led = (weights.lexical + weights.dense + weights.sentences) * first
+        credit = weights.name * scale * first
+        led = weights.lists * first
         for chunk_id in fused:
             paper_id = paper_id_of(chunk_id)
             if paper_id in named:
                 fused[chunk_id] += credit + led * named[paper_id]
-        best_possible = weights.best_possible(named=bool(named)) * first
+        best_possible = weights.best_possible(named=bool(named), scale=scale) * first
 
         lexical_rank = {cid: r for r, (cid, _) in enumerate(lexical, start=1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, start=1)}
@@ -244,8 +251,13 @@ class Weights:
     name: float
     sentences: float = 0.0
 
-    def best_possible(self, *, named: bool) -> float:
+    @property
+    def lists(self) -> float:
+        """The weights of the rankings that score every question (BM25, dense, sentences)."""
+        return self.lexical + self.dense + self.sentences
+
+    def best_possible(self, *, named: bool, scale: float = 1.0) -> float:
         """The fused score of a chunk ranked first by BM25, the dense list and the sentence
-        encoder (and named by the question, when a title was): scores are shown as a share
-        of it, in 0..1."""
-        return self.lexical + self.dense + self.sentences + (self.name if named else 0.0)
+        encoder (and named by the question, when a title was, its credit ``name * scale``):
+        scores are shown as a share of it, in 0..1."""
+        return self.lists + (self.name * scale if named else 0.0)

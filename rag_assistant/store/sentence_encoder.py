@@ -100,6 +100,11 @@ class SentenceEncoder:
         self._weights: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
 
+    def knows(self, word: str) -> bool:
+        """The model's vocabulary holds ``word`` whole (it is uncased): a made-up name
+        ("Draret", "zq7x") is cut into word pieces that say little of it."""
+        return self._tokenizer.token_to_id(word.lower()) is not None
+
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one text (a question), computed with NumPy."""
         with self._lock:
