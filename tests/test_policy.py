@@ -1206,3 +1206,30 @@ def test_any_question_opening_with_who_asks_for_a_doer():
     assert decided(
         "named-detail", prize, "Is there a speech model for people who stutter?"
     ).answerable
+
+
+def test_questions_typed_without_apostrophes_are_read_as_with_them():
+    """ "whats MUVERA's actual query latency in milliseconds?" was answered with a relative
+    latency, and "what's the D4 data selection method ...?" as if D4 were described: "whats"
+    asked for no quantity, "what's the X" asked about nothing. Both read as "what is" now."""
+    for asked in (
+        "whats the latency of Quokka Routing?",
+        "what’s the latency of Quokka Routing?",
+    ):
+        decision = policy(*ALL).decide(asked, sources())
+        assert decision.verdict == "not stated", asked
+        assert "relative to a baseline" in decision.reason
+    decision = policy(*ALL).decide(
+        "what's the Heron Pooling baseline and how does it work?", sources()
+    )
+    assert decision.verdict == "not stated"
+    assert decision.reason.startswith('"Heron Pooling" appears in [2] only in passing')
+
+
+def test_a_signed_number_is_a_change():
+    sentence = "The method achieved +4.03% and +2.40% Recall@50 on FashionIQ and Shoes."
+    signed = [n for n in numbers_in(sentence) if n.group(0) in ("4.03%", "2.40%")]
+    assert len(signed) == 2 and all(_relative(sentence, n) for n in signed)
+    assert not _relative(
+        "It reaches 41.2% Recall@50.", numbers_in("It reaches 41.2% Recall@50.")[0]
+    )

@@ -265,6 +265,8 @@ class AnswerabilityPolicy:
         ``question`` is a follow-up condensed with an earlier turn. The subject comes from
         the whole of ``question``; the kind of answer asked for (a number) from ``asked``
         alone: an earlier turn's "how many" is not this turn's."""
+        question = _typed(question)
+        asked = _typed(asked) if asked is not None else None
         analysis = self.analyze(question)
         if asked is not None:
             analysis.quantity = _quantity(asked)
@@ -739,9 +741,15 @@ CONTRIBUTION = re.compile(
 )
 
 
+def _typed(question: str) -> str:
+    """``question`` with the apostrophes users leave out or curl put back as the checks read
+    them: "whats" is "what's", "what’s" is "what's"."""
+    return re.sub(r"\bwhats\b", "what's", question.replace("\u2019", "'"), flags=re.IGNORECASE)
+
+
 _ASKS_ABOUT = re.compile(
     r"\b(?:how\s+(?:does|do|did|is|are|was|were|can|could|would|will)|"
-    r"what\s+(?:is|are|was|were|does|do|did)|explain|describe|tell\s+me\s+about)\s+"
+    r"what(?:'s|\s+(?:is|are|was|were|does|do|did))|explain|describe|tell\s+me\s+about)\s+"
     r"(?P<subject>(?:[\w.+-]+\s+){0,3}[\w.+-]+)",
     re.IGNORECASE,
 )
@@ -1084,12 +1092,14 @@ _REACHED = re.compile(
 
 
 def _relative(sentence: str, number: re.Match[str]) -> bool:
-    """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%"):
-    a multiplier, a change word within a few words of it, or a percentage or points right
-    after "by" ("surpasses Kosmos-2 by 24.7%")."""
+    """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%",
+    "+4.03%"): a multiplier, a sign, a change word within a few words of it, or a percentage
+    or points right after "by" ("surpasses Kosmos-2 by 24.7%")."""
     text = _without_names(sentence)
     if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
         return True
+    if sentence[max(0, number.start() - 1) : number.start()] in ("+", "±"):
+        return True  # "+4.03% Recall@50 over a strong baseline": a signed number is a change
     if _REACHED.search(text[: number.start()]):
         return False
     if _BY_DIFFERENCE.search(text[: number.start()]) and (
