@@ -143,7 +143,7 @@ class Assistant:
             **self.settings.answer.model_dump(include=limits),
             spelled=lexical.spelled,
             df=lexical.df,
-            rare_df=max(3, len(lexical) // 2000),
+            rare_df=self.index.rare_df(),
             written=self.index.writes,
             named=self.index.papers_named,
         )

@@ -232,17 +232,22 @@ class Index(Store):
             return 1.0
         return sum(self.idf(t) for t in terms if t in vocabulary) / total
 
+    def rare_df(self) -> int:
+        """The most chunks a word may be in and still be rare, a name's word: 3, or one
+        chunk in 2,000 of a larger index."""
+        return max(3, len(self.lexical()) // 2000)
+
     def sentence_confidence(self, question: str) -> float:
         """How far the sentence encoder's list can be trusted for ``question``: the share of
         its words' IDF mass that is not a name BM25 can match exactly and the encoder cannot
-        read (a word few chunks use, 1 to ``rare_df``, that its vocabulary does not hold
+        read (a word few chunks use, 1 to :meth:`rare_df`, that its vocabulary does not hold
         whole); 1.0 without the encoder. A question about a made-up name ("How does Draret
         work?") is, to the encoder, about how things work: its closest sentences are noise,
         and must not outvote BM25's exact match of the name (as :meth:`dense_confidence` for
         LSA). Words no chunk uses ("chatbot" in a lay question) are left to the encoder."""
         encoder = self.sentence_encoder()
         lexical = self.lexical()
-        rare = max(3, len(lexical) // 2000)
+        rare = self.rare_df()
         mass = unread = 0.0
         for word in _WORD.findall(question) if encoder is not None else ():
             for term in query_terms(word):

@@ -644,24 +644,19 @@ def _maker_not_stated(
         ((a, d) for a, w in _ACTS.items() if (d := re.search(rf"\b(?:{w})\b", asking, re.I))),
         (None, None),
     )
-    if act is not None:
-        said = _ACTS[act]
-    elif "verb" in m.groupdict():
-        said = re.escape(m.group("verb")) + r"\w*"
-    else:
-        said = _ACTS["make"]
+    own = m.groupdict().get("verb")  # an act of no group ("won"), in its own word
+    if act is not None:  # what follows the act, as the question writes it ("the ... books")
+        said, verb, start = _ACTS[act], done.group(0), m.start() + done.end()
+    elif own is not None:
+        said, verb, start = re.escape(own) + r"\w*", own, m.end("verb")
+    else:  # "who came up with X"
+        said, verb, start = _ACTS["make"], "made", m.start("subject")
     stated = re.compile(rf"\b(?:{said})\b", re.IGNORECASE)
     for i in relevant:
         for sentence in sentences(sources[i].abstract):
             if stated.search(sentence) and _DOER.search(sentence):
                 return None
     cited = "".join(f"[{i + 1}]" for i in relevant[:3])
-    if done is not None:  # what follows the act, as the question writes it ("the ... books")
-        verb, start = done.group(0), m.start() + done.end()
-    elif "verb" in m.groupdict():
-        verb, start = m.group("verb"), m.end("verb")
-    else:
-        verb, start = "made", m.start("subject")
     what = re.sub(r"(?:\s+(?:for|of|in|on|to|with|and|at|by))+$", "", question[start : m.end()])
     does = "does" if len(relevant) == 1 else "do"
     return f"{cited} {does} not say who {verb} {what.strip()}"
