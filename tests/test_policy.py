@@ -119,6 +119,22 @@ def test_a_percentage_after_by_is_a_difference_whatever_the_verb():
     assert policy("quantity").decide(asked, [reached]).answerable
 
 
+def test_any_unit_after_a_change_word_and_by_is_a_difference():
+    """ "what is DSnoT's actual perplexity ...?" was answered by "DSnoT is able to outperform
+    the state-of-the-art Wanda by 26.79 perplexity": a change word in the clause before "by"
+    makes the number a difference, in whatever unit; "by" with no change word before it in
+    its clause does not."""
+    said = "Quokka is able to outperform the well-known Heron Routing by 26.79 perplexity."
+    beaten = Source("p1", "Quokka Routing", 1.0, said, said, rank=1)
+    asked = "What is the perplexity of Quokka Routing?"
+    assert [_relative(said, n) for n in numbers_in(said)] == [True]
+    assert policy("quantity").decide(asked, [beaten]).verdict == "not stated"
+    plain = "Trained by Heron Routing, Quokka reaches a perplexity of 8.1 by 3 epochs."
+    assert [_relative(plain, n) for n in numbers_in(plain)] == [False, False]
+    reached = Source("p1", "Quokka Routing", 1.0, plain, plain, rank=1)
+    assert policy("quantity").decide(asked, [reached]).answerable
+
+
 def test_a_count_in_words_does_not_measure_what_is_asked():
     """ "What's ICR's reranking latency in milliseconds?" was answered by "... experiments with
     two popular open-weight LLMs ... cutting the latency by more than 60%": "two" counts LLMs;

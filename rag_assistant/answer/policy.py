@@ -1088,8 +1088,10 @@ _REACHED = re.compile(
 
 def _relative(sentence: str, number: re.Match[str]) -> bool:
     """A number stated as a change (a speed-up "3x", "12% better", "reduces ... by 40%",
-    "+4.03%"): a multiplier, a sign, a change word within a few words of it, or a percentage
-    or points right after "by" ("surpasses Kosmos-2 by 24.7%")."""
+    "+4.03%"): a multiplier, a sign, a change word within a few words of it, a percentage
+    or points right after "by" ("surpasses Kosmos-2 by 24.7%"), or any number right after
+    "by" when a change word comes before it in its clause ("outperforms ... by 26.79
+    perplexity")."""
     text = _without_names(sentence)
     if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
         return True
@@ -1097,8 +1099,13 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
         return True  # "+4.03% Recall@50 over a strong baseline": a signed number is a change
     if _REACHED.search(text[: number.start()]):
         return False
-    if _BY_DIFFERENCE.search(text[: number.start()]) and (
-        "%" in number.group(0) or _DIFFERENCE_UNIT.match(text, number.end())
+    before = text[: number.start()]
+    if _BY_DIFFERENCE.search(before) and (
+        "%" in number.group(0)
+        or _DIFFERENCE_UNIT.match(text, number.end())
+        # "outperforms the state-of-the-art Wanda by 26.79 perplexity": a change word in
+        # the clause before "by" makes whatever follows it a difference
+        or _RELATIVE.search(re.split(r"[,;:()]", before)[-1])
     ):
         return True
     window = text[max(0, number.start() - 40) : number.end() + 30]
