@@ -15,6 +15,7 @@ from rag_assistant.answer.policy import (
     _DURATION,
     AnswerabilityPolicy,
     Text,
+    _generic,
     _kind_asked,
     _quantity,
     _relative,
@@ -437,6 +438,27 @@ def test_an_acronym_of_the_kind_or_the_subject_spelled_out_names_nothing():
     decision = policy("named-detail", abstracts=cupl).decide(asked, sources(cupl))
     assert decision.verdict == "not stated"
     assert decision.reason == "[1] mentions the llm but does not name it"
+
+
+def test_an_abbreviation_defined_by_lowercase_words_is_a_kind_not_a_name():
+    """ "Which base model did LIMA fine-tune?" was answered from "The alignment tuning of
+    large language models (LLMs) typically involves ... supervised fine-tuning (SFT)":
+    "LLMs" and "SFT" abbreviate lowercase words, a kind of thing; "Low-Rank Adaptation
+    (LoRA)", written in capitals, names one."""
+    said = (
+        "Large language models (LLMs) are aligned by supervised fine-tuning (SFT) and "
+        "reinforcement learning from human feedback (RLHF). Owlet fine-tunes a base model "
+        "with {how} on 1K examples."
+    )
+    assert _generic(said.format(how="LoRA")) == {"llm", "sft", "rlhf"}
+    asked = "Which base model did Owlet fine-tune?"
+    for how, verdict in (("SFT", "not stated"), ("Low-Rank Adaptation (LoRA)", "answered")):
+        owlet = {"Owlet Tuning": said.format(how=how)}
+        decided = policy("named-detail", abstracts=owlet).decide(asked, sources(owlet))
+        assert decided.verdict == verdict, how
+    assert (
+        _generic("We use Low-Rank Adaptation (LoRA) and Classifier-Free Guidance (CFG).") == set()
+    )
 
 
 @pytest.mark.parametrize(

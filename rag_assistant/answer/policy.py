@@ -542,7 +542,27 @@ def _kind_asked(question: str) -> tuple[list[str], str, str] | None:
     return query_terms(f"{kind} {kind}s"), words, question[m.start() :].split("?")[0]
 
 
-def _instances(sentence: str, own: set[str], initials: str) -> list[str]:
+# an abbreviation defined by the words before it: "large language models (LLMs)"
+_DEFINED = re.compile(r"((?:[\w-]+\s+){1,6})\(([A-Za-z][\w-]*?)s?\)")
+
+
+def _generic(abstract: str) -> set[str]:
+    """The abbreviations an abstract defines by lowercase words ("large language models
+    (LLMs)", "supervised fine-tuning (SFT)"): names of a kind of thing, not of one thing;
+    a name is written in capitals ("Low-Rank Adaptation (LoRA)")."""
+    found = set()
+    for m in _DEFINED.finditer(abstract):
+        letters = m.group(2).lower()
+        words = m.group(1).split()[-len(letters) :] if len(letters) <= 6 else []
+        # the first word may open a sentence ("Large language models (LLMs) ...")
+        if words and all(w[0].islower() for w in words[1:]) and words[0][1:].islower():
+            found.add(letters)
+    return found
+
+
+def _instances(
+    sentence: str, own: set[str], initials: str, generic: set[str] = frozenset()
+) -> list[str]:
     """The names ``sentence`` states, other than the question's own words (``own``), the
     words a name of the question spells out, and an acronym of the kind asked ("LLMs" for
     a language model is the kind, not one of it)."""
@@ -558,6 +578,8 @@ def _instances(sentence: str, own: set[str], initials: str) -> list[str]:
         acronym = stem_.lower() if stem_.isupper() else ""  # "LLMs" -> "llm"
         if acronym.endswith(initials) and acronym and len(acronym) <= len(initials) + 2:
             continue
+        if stem_.lower() in generic or name.lower() in generic:
+            continue  # "LLMs" where the abstract defines it as "large language models"
         if name_terms and not name_terms <= own:
             found.append(name)
     return found
@@ -594,7 +616,7 @@ def _instance_not_named(
         return None  # the abstracts do not speak of the kind: not this check's to judge
     best = max(c for c, _, _ in said)
     closest = [(i, s) for c, i, s in said if c >= NAMED_SHARE * best]
-    if any(_instances(s, own, initials) for _, s in closest):
+    if any(_instances(s, own, initials, _generic(sources[i].abstract)) for i, s in closest):
         return None
     cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in closest[:3]))
     return f"{cited} mentions the {kind_words.lower()} but does not name it"
