@@ -1271,3 +1271,8 @@ def test_a_signed_number_is_a_change():
     assert not _relative(
         "It reaches 41.2% Recall@50.", numbers_in("It reaches 41.2% Recall@50.")[0]
     )
+    # the sign is read where the number is, after the names before it are set aside
+    # ("FashionIQ, Fashion200k": the number's place in the sentence without them)
+    named = "On FashionIQ, Fashion200k and Shoes, it achieved +4.03% and +3.38% Recall@50."
+    signed = [n for n in numbers_in(named) if n.group(0) in ("4.03%", "3.38%")]
+    assert len(signed) == 2 and all(_relative(named, n) for n in signed)

@@ -1117,7 +1117,7 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
     text = _without_names(sentence)
     if re.search(r"x|×|times|fold", number.group(0), re.IGNORECASE):
         return True
-    if sentence[max(0, number.start() - 1) : number.start()] in ("+", "±"):
+    if text[max(0, number.start() - 1) : number.start()] in ("+", "±"):
         return True  # "+4.03% Recall@50 over a strong baseline": a signed number is a change
     if _REACHED.search(text[: number.start()]):
         return False
