@@ -564,8 +564,9 @@ def _instances(
     sentence: str, own: set[str], initials: str, generic: set[str] = frozenset()
 ) -> list[str]:
     """The names ``sentence`` states, other than the question's own words (``own``), the
-    words a name of the question spells out, and an acronym of the kind asked ("LLMs" for
-    a language model is the kind, not one of it)."""
+    words a name of the question spells out, an acronym of the kind asked ("LLMs" for a
+    language model is the kind, not one of it) and the abbreviations its abstract defines
+    by lowercase words (``generic``, :func:`_generic`)."""
 
     def spelled_out(m: re.Match[str]) -> str:
         return "" if set(query_terms(m.group(2))) & own else m.group(0)
@@ -1119,9 +1120,9 @@ def _relative(sentence: str, number: re.Match[str]) -> bool:
         return True
     if text[max(0, number.start() - 1) : number.start()] in ("+", "±"):
         return True  # "+4.03% Recall@50 over a strong baseline": a signed number is a change
-    if _REACHED.search(text[: number.start()]):
-        return False
     before = text[: number.start()]
+    if _REACHED.search(before):
+        return False
     if _BY_DIFFERENCE.search(before) and (
         "%" in number.group(0)
         or _DIFFERENCE_UNIT.match(text, number.end())
