@@ -617,7 +617,8 @@ def _instance_not_named(
         return None  # the abstracts do not speak of the kind: not this check's to judge
     best = max(c for c, _, _ in said)
     closest = [(i, s) for c, i, s in said if c >= NAMED_SHARE * best]
-    if any(_instances(s, own, initials, _generic(sources[i].abstract)) for i, s in closest):
+    generic = {i: _generic(sources[i].abstract) for i, _ in closest}  # once a paper
+    if any(_instances(s, own, initials, generic[i]) for i, s in closest):
         return None
     cited = "".join(dict.fromkeys(f"[{i + 1}]" for i, _ in closest[:3]))
     return f"{cited} mentions the {kind_words.lower()} but does not name it"
