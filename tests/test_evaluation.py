@@ -31,6 +31,7 @@ from rag_assistant.evaluation.metrics import (
     RefusalCounts,
     alce_scores,
     citation_check,
+    gold_cited,
     is_correct,
     key_fact_recall,
     normalize_fact,
@@ -275,6 +276,18 @@ def test_is_correct():
     answer.refused = True
     assert is_correct(answer, [], None)
     assert not is_correct(answer, ["Paper A"], 1.0)
+
+
+def test_gold_cited_is_the_share_of_the_gold_papers_the_answer_cites():
+    answer = hand_answer()
+    cited = {c.title for c in answer.citations}
+    assert "Paper A" in cited and "Paper Z" not in cited
+    assert gold_cited(answer, ["paper  a"]) == 1.0
+    assert gold_cited(answer, ["Paper A", "Paper Z"]) == 0.5  # a comparison citing one
+    assert gold_cited(answer, ["Paper Z"]) == 0.0
+    assert gold_cited(answer, []) is None  # unanswerable: not scored
+    answer.refused = True
+    assert gold_cited(answer, ["Paper A"]) == 0.0
 
 
 def test_aggregate_over_the_right_questions():

@@ -7,7 +7,8 @@ gold data. The runner (:mod:`rag_assistant.evaluation.runner`) applies them to a
 - faithfulness, after ALCE (Gao et al. 2023, "Enabling Large Language Models to Generate Text
   with Citations"): citation recall, citation precision, and the share of sentences some
   retrieved abstract supports, each judged by a pluggable :class:`SupportJudge`;
-- correctness: key-fact recall and SQuAD-style token F1 against the reference answer;
+- correctness: key-fact recall and SQuAD-style token F1 against the reference answer, and
+  the share of the gold papers the answer cites (a comparison of two papers citing one);
 - refusals: whether an answer counts as correct, and the rates built from that.
 
 A judge verdict marked ``failed`` (an unparseable LLM reply) is never scored: the sentence or
@@ -31,7 +32,7 @@ from ..types import Answer, Verdict
 RETRIEVAL_METRICS = ("hit@1", "hit@5", "mrr@10", "recall@10")
 CITATION_METRICS = ("citation_validity", "phantom_citations", "removed_citations")
 FAITHFULNESS_METRICS = ("citation_recall", "citation_precision", "grounded")
-CORRECTNESS_METRICS = ("key_fact_recall", "token_f1")
+CORRECTNESS_METRICS = ("key_fact_recall", "token_f1", "gold_cited")
 REFUSAL_METRICS = ("refusal_accuracy", "false_refusal_rate", "answer_precision", "answer_accuracy")
 METRICS = (
     *RETRIEVAL_METRICS,
@@ -260,6 +261,17 @@ def key_fact_recall(text: str, key_facts: Sequence[str]) -> float | None:
     haystack = f" {normalize_fact(text)} "
     found = sum(1 for fact in key_facts if f" {normalize_fact(fact)} " in haystack)
     return found / len(key_facts)
+
+
+def gold_cited(answer: Answer, gold_titles: Sequence[str]) -> float | None:
+    """The share of ``gold_titles`` the answer cites (0 for a refusal); None when there are
+    none (an unanswerable question)."""
+    wanted = {title_key(t) for t in gold_titles}
+    if not wanted:
+        return None
+    if answer.refused:
+        return 0.0
+    return len(wanted & {title_key(c.title) for c in answer.citations}) / len(wanted)
 
 
 def squad_tokens(text: str) -> list[str]:

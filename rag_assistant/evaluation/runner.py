@@ -35,6 +35,7 @@ from .metrics import (
     RefusalCounts,
     alce_scores,
     citation_check,
+    gold_cited,
     is_correct,
     key_fact_recall,
     retrieval_scores,
@@ -54,8 +55,9 @@ NOTES = [
     f"sources, continued to {RANK_DEPTH} by retrieving its standalone question.",
     "Faithfulness (citation recall/precision, grounded) is over answered questions only: a "
     "refusal has no sentences. Each is the mean of the per-answer shares (as in ALCE).",
-    "Correctness (key-fact recall, token F1) is over answerable questions; a refusal scores "
-    "its refusal sentence.",
+    "Correctness (key-fact recall, token F1, gold_cited: the share of the gold papers the "
+    "answer cites) is over answerable questions; a refusal scores its refusal sentence (and "
+    "cites none).",
     "A question is correct when an unanswerable one is refused, or an answerable one is "
     f"answered citing a gold paper with at least {CORRECT_MIN_KEY_FACTS:.0%} of its key "
     "facts; answer_precision = correct / answered, answer_accuracy = correct / all "
@@ -131,6 +133,7 @@ def score_question(
     kf = key_fact_recall(answer.text, item.key_facts) if item.answerable else None
     row["key_fact_recall"] = kf
     row["token_f1"] = token_f1(answer.text, item.reference_answer) if item.answerable else None
+    row["gold_cited"] = gold_cited(answer, item.gold_titles) if item.answerable else None
     row["correct"] = is_correct(answer, item.gold_titles, kf)
     return row
 
