@@ -178,6 +178,7 @@ class AnswerSettings(BaseModel):
             "in-passing",
             "quantity",
             "named-detail",
+            "complements",
         ]
     ] = Field(
         default_factory=lambda: [
@@ -187,6 +188,7 @@ class AnswerSettings(BaseModel):
             "quantity",
             "in-passing",
             "named-detail",
+            "complements",
         ],
         description="The answerability checks in force (answer/policy.py), each measured on "
         "eval/dev.jsonl and confirmed on eval/qa.jsonl (README, Evaluation): 'quantity' (a "
@@ -195,7 +197,8 @@ class AnswerSettings(BaseModel):
         "question is about that none of the papers matching the rest of it mentions) and "
         "'unknown-versions' (a name with a version, 'FlashAttention-3', that no indexed text "
         "writes) and 'named-detail' (which model, dataset ... asked, where the abstract says "
-        "there is one but names none).",
+        "there is one but names none); 'complements' (not a refusal: a question joining two "
+        "subjects, 'X vs Y', is answered from a paper about each).",
     )
     max_question_tokens: int = Field(
         256, ge=8, description="Longer questions are refused with QuestionTooLongError."

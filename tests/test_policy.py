@@ -1094,6 +1094,46 @@ def test_a_sentences_score_is_its_features_weighted_as_the_answerer_is_told():
     assert first.extract(question, sources(said)).text.startswith("We present Quokka Routing")
 
 
+def test_a_question_joining_two_named_subjects_is_answered_from_a_paper_for_each():
+    """ "How do PreSelect and MATES differ in the way they pick pretraining data?" was
+    answered from MATES alone: the PreSelect paper held fewer of the question's words than
+    0.6 of the best. A paper about a name of the question that no relevant paper holds (in
+    its title or its contribution) joins them, and is quoted by a sentence holding that name;
+    a paper merely sharing a common word of the question does not, and nothing joins for a
+    question on one subject that names a second thing ("How much GPU memory does OwLore need
+    to fine-tune LLaMa2-7B?"). Each paper gets its share of the answer."""
+    from rag_assistant.answer.extractive import ExtractiveAnswerer
+    from rag_assistant.answer.judges import LexicalJudge
+
+    said = {
+        "Quokka Routing: Packets Follow the Scent": ABSTRACTS[
+            "Quokka Routing: Packets Follow the Scent"
+        ],
+        "Lantern Attention for Long Documents": ABSTRACTS["Lantern Attention for Long Documents"],
+        "Capitalizing on Weak Labels": ABSTRACTS["Capitalizing on Weak Labels"]
+        + " It keeps packets of labels apart.",
+    }
+    asked = "How do Quokka Routing and Lantern Attention route packets to cut latency?"
+    off = policy(*[s for s in ALL if s != "complements"], abstracts=said).decide(
+        asked, sources(said)
+    )
+    assert off.relevant == [0]  # Lantern holds too few of the question's words
+    decision = policy(*ALL, abstracts=said).decide(asked, sources(said))
+    assert decision.answerable
+    assert decision.relevant == [0, 1] and decision.joined == {1: ["lantern", "attent"]}  # stems
+    answerer = ExtractiveAnswerer(policy(*ALL, abstracts=said), LexicalJudge(0.5))
+    text = answerer.extract(asked, sources(said)).text
+    assert "Lantern Attention lights only the relevant blocks" in text and "[2]" in text
+    assert "[3]" not in text  # "packets" alone: a common word, no name of the question
+    # one subject, or a second name that is not a second subject: nothing joins
+    single = "How much latency does Quokka Routing cut on Lantern Attention packets?"
+    assert policy(*ALL, abstracts=said).decide(single, sources(said)).joined == {}
+    alone = policy(*ALL, abstracts=said).decide(
+        "How does Quokka Routing route packets?", sources(said)
+    )
+    assert alone.joined == {}
+
+
 def test_no_paper_is_quoted_for_its_background_alone(tmp_path):
     """ "Which papers shrink the KV cache?" quoted DuoAttention for "Existing KV cache pruning
     methods either damage ..." alone: its motivation, not what it does. A paper whose quotes

@@ -212,23 +212,39 @@ class ExtractiveAnswerer:
         # a question asking for papers answered by several: room for each of them
         many = asks_for_papers(focus or question) and len(relevant) > 1
         # One sentence from each paper a list question asks for (else from the first relevant
-        # paper) first, then the best of the rest: a paper beside the first one is quoted for
-        # what it says, not to fill its slot, so it does not crowd out the first one's facts
+        # paper, and from each paper joined for a name only it holds, by a sentence holding
+        # that name) first, then the best of the rest: a paper beside the first one is quoted
+        # for what it says, not to fill its slot, so it does not crowd out the first one's
+        # facts
         chosen: list[Picked] = []
-        for i in relevant if many else relevant[:1]:
+        for i in relevant if many else [*relevant[:1], *decision.joined]:
+            own = decision.joined.get(i)
             best_of = max(
-                (c for c in candidates if c.paper_index == i), key=lambda c: c.score, default=None
+                (
+                    c
+                    for c in candidates
+                    if c.paper_index == i
+                    and (not own or any(t in Text.of(c.text).terms for t in own))
+                ),
+                key=lambda c: c.score,
+                default=None,
             )
             if best_of is not None:
                 chosen.append(best_of)
         top_score = max((c.score for c in candidates), default=0.0)
         most = max(self.max_sentences, self.list_sentences) if many else self.max_sentences
+        # a question joining two subjects shares the answer between their papers, each
+        # paper's sentences kept against its own best (the joined paper holds fewer words)
+        shared = bool(decision.joined) and not many and bool(chosen)
+        tops = {c.paper_index: c.score for c in chosen}
+        limit = -(-most // len(chosen)) if shared else self._limit(relevant)
         for cand in sorted(candidates, key=lambda c: -c.score):
             if len(chosen) >= most:
                 break
-            if cand in chosen or cand.score < KEEP_SHARE * top_score:
+            top = tops.get(cand.paper_index, top_score) if shared else top_score
+            if cand in chosen or cand.score < KEEP_SHARE * top:
                 continue
-            if sum(c.paper_index == cand.paper_index for c in chosen) >= self._limit(relevant):
+            if sum(c.paper_index == cand.paper_index for c in chosen) >= limit:
                 continue
             if any(_similar(cand.text, c.text) for c in chosen):
                 continue
