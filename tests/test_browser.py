@@ -308,7 +308,7 @@ def test_uploads_report_in_the_chat_and_update_the_status(page, tmp_path):
     ):
         count = page.locator("#chat .message").count()
         upload.set_input_files(str(file))
-        page.locator("#upload").get_by_text(file.name).first.wait_for(timeout=30_000)
+        page.locator("#upload").get_by_text(file.name).first.wait_for(timeout=60_000)
         page.click("#add-papers")
         page.wait_for_function(
             f"document.querySelectorAll('#chat .message').length > {count}", timeout=60_000
