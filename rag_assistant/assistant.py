@@ -24,6 +24,7 @@ from .answer.conversation import (
     condense_offline,
     history_exchanges,
     referenced_citations,
+    resolve_named_reference,
 )
 from .answer.extractive import ExtractiveAnswerer
 from .answer.judges import LexicalJudge, SupportJudge
@@ -348,7 +349,13 @@ class Assistant:
                 self.chat_model(), history, question, prompts_dir=self.settings.prompts_dir
             )
             return standalone, prefer, []
-        previous = [e.standalone for e in history_exchanges(history)]
+        exchanges = history_exchanges(history)
+        # "that reranker" after an answer naming one ("an existing re-ranker (BRIO)"): the
+        # question is about the name, asked as it stands
+        named = resolve_named_reference(question, exchanges[-1].assistant if exchanges else None)
+        if named is not None:
+            return named, [], []
+        previous = [e.standalone for e in exchanges]
         standalone = condense_offline(previous, question)
         return standalone, prefer if standalone != question else [], []
 

@@ -779,6 +779,58 @@ def test_a_follow_up_by_position_asks_about_that_paper(assistant):
         assert follow.citations[0].paper_id == second.paper_id
 
 
+def test_a_follow_up_naming_a_kind_asks_about_the_name_the_previous_answer_gave_it(tmp_path):
+    """ "and what ROUGE-1 does that reranker get ... by itself?", after an answer quoting "We
+    apply an existing re-ranker (BRIO) ...", was asked of the paper that applied BRIO (and
+    refused); "that reranker" is BRIO."""
+    assistant = ingested(
+        tmp_path,
+        [
+            {
+                "title": "Plan-Guided Candidates for Summary Re-Ranking",
+                "abstract": "We apply an existing re-ranker (Wombat) to the candidates of "
+                "our plan-guided decoder. Our candidates raise ROUGE by 2 points over beam "
+                "search candidates.",
+            },
+            {
+                "title": "Wombat: Ordering Candidate Summaries",
+                "abstract": "We present Wombat, a contrastive re-ranker of candidate "
+                "summaries. Wombat reaches a ROUGE-1 of 47.8 on the news set.",
+            },
+        ],
+    )
+    chat = assistant.conversation()
+    first = chat.ask("Which existing re-ranker does the plan-guided candidates paper apply?")
+    assert "re-ranker (Wombat)" in first.text
+    follow = chat.ask("And what ROUGE-1 does that reranker reach by itself?")
+    assert follow.standalone_question == "And what ROUGE-1 does Wombat reach by itself?"
+    assert not follow.refused and "47.8" in follow.text
+    assert follow.citations[0].title == "Wombat: Ordering Candidate Summaries"
+
+
+@pytest.mark.parametrize(
+    ("message", "reply", "expected"),
+    [
+        ("is that model open?", "We tune the LLaMA-2 model.", ("that model", "LLaMA-2")),
+        (
+            "and this dataset?",
+            "A dataset (MS MARCO Web Search) of clicks.",
+            ("this dataset", "MS MARCO Web Search"),
+        ),
+        # two of the kind named: which one is meant is not known
+        ("is that model open?", "We tune the LLaMA-2 model and the GPT-4 model.", None),
+        # the kind named by no name, or in parentheses that are no name
+        ("how fast is that method?", "We propose a method to do it.", None),
+        ("is that approach better?", "Our approach (see [2]) works.", None),
+        ("is that reranker good?", "The re-ranker orders candidates.", None),  # "The" opens it
+    ],
+)
+def test_the_name_a_kind_was_given(message, reply, expected):
+    from rag_assistant.answer.conversation import named_reference
+
+    assert named_reference(message, reply) == expected
+
+
 def test_the_model_path_refuses_through_the_same_policy_before_calling_the_model(home):
     """An unknown name is refused by the policy (the offline answerer's rule once), and the
     model is never called for it."""

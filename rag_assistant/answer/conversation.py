@@ -6,7 +6,8 @@ A history can be given as :class:`~rag_assistant.types.Turn` objects, chat messa
 questions as strings; :func:`history_exchanges` reads them all. Offline, a follow-up is
 recognized by a documented heuristic (:func:`is_follow_up`) and the previous standalone
 question is appended to it, so retrieval sees both; the papers the previous answer cited are
-preferred by retrieval. With a language model configured, the condensing prompt rewrites the
+preferred by retrieval. A message saying "that <kind>" where the previous answer named one
+thing of that kind is asked about the name (:func:`resolve_named_reference`). With a language model configured, the condensing prompt rewrites the
 follow-up instead (:func:`condense_with_model`), and its rewrite is used only when it is a
 question that keeps the message's subject.
 """
@@ -113,6 +114,48 @@ def referenced_citations(message: str, citations: Sequence[Citation]) -> list[Ci
         if cited is not None and cited not in found:
             found.append(cited)
     return found
+
+
+_THAT_KIND = re.compile(r"\b(?:that|this|the\s+same)\s+([a-z][a-z-]{2,})\b", re.IGNORECASE)
+
+
+def _kind_key(word: str) -> str:
+    """A kind noun as compared across spellings: "re-rankers" and "reranker" alike."""
+    return word.lower().replace("-", "").removesuffix("s")
+
+
+def named_reference(message: str, reply: str) -> tuple[str, str] | None:
+    """The name a follow-up means by "that <kind>" / "this <kind>" when the previous answer
+    (``reply``) gives a thing of that kind a name, right after it in parentheses ("an
+    existing re-ranker (BRIO)", "(Wombat)") or right before it, written as a name (:func:`names`:
+    "the BRIO re-ranker"): the phrase and
+    the name, so that "what ROUGE-1 does that reranker get?" asks about BRIO, not about the
+    paper that used it. None when no such phrase, or the reply names none or several."""
+    for match in _THAT_KIND.finditer(message):
+        kind = _kind_key(match.group(1))
+        words = r"[A-Za-z][\w-]*"
+        found = set()
+        for m in re.finditer(rf"({words})\s*\(([^()]{{1,40}})\)", reply):
+            inside = m.group(2).strip()
+            named = bool(names(inside)) or inside[:1].isupper()  # "(BRIO)", "(Wombat)"
+            if _kind_key(m.group(1)) == kind and named and len(inside.split()) <= 5:
+                found.add(inside)
+        for m in re.finditer(rf"(?=\b({words})\s+({words}))", reply):
+            if _kind_key(m.group(2)) == kind:
+                found.update(names(m.group(1)))
+        if len(found) == 1:
+            return match.group(0), found.pop()
+    return None
+
+
+def resolve_named_reference(message: str, reply: str | None) -> str | None:
+    """``message`` with its "that <kind>" replaced by the name the previous answer gives it
+    (:func:`named_reference`), or None."""
+    found = named_reference(message, reply) if reply else None
+    if found is None:
+        return None
+    phrase, name = found
+    return message.replace(phrase, name, 1)
 
 
 def is_follow_up(message: str) -> bool:
