@@ -7,9 +7,10 @@ questions as strings; :func:`history_exchanges` reads them all. Offline, a follo
 recognized by a documented heuristic (:func:`is_follow_up`) and the previous standalone
 question is appended to it, so retrieval sees both; the papers the previous answer cited are
 preferred by retrieval. A message saying "that <kind>" where the previous answer named one
-thing of that kind is asked about the name (:func:`resolve_named_reference`). With a language model configured, the condensing prompt rewrites the
-follow-up instead (:func:`condense_with_model`), and its rewrite is used only when it is a
-question that keeps the message's subject.
+thing of that kind is asked about the name (:func:`resolve_named_reference`). With a language
+model configured, the condensing prompt rewrites the follow-up instead
+(:func:`condense_with_model`), and its rewrite is used only when it is a question that keeps
+the message's subject.
 """
 
 from __future__ import annotations
@@ -126,11 +127,11 @@ def _kind_key(word: str) -> str:
 
 def named_reference(message: str, reply: str) -> tuple[str, str] | None:
     """The name a follow-up means by "that <kind>" / "this <kind>" when the previous answer
-    (``reply``) gives a thing of that kind a name, right after it in parentheses ("an
-    existing re-ranker (BRIO)", "(Wombat)") or right before it, written as a name (:func:`names`:
-    "the BRIO re-ranker"): the phrase and
-    the name, so that "what ROUGE-1 does that reranker get?" asks about BRIO, not about the
-    paper that used it. None when no such phrase, or the reply names none or several."""
+    (``reply``) gives a thing of that kind a name: right after it in parentheses ("an
+    existing re-ranker (BRIO)", "(Wombat)"), or right before it, written as a name
+    (:func:`names`: "the BRIO re-ranker"). The phrase and the name, so that "what ROUGE-1
+    does that reranker get?" asks about BRIO, not about the paper that used it; None when
+    the message has no such phrase, or the reply names none of its kind or several."""
     for match in _THAT_KIND.finditer(message):
         kind = _kind_key(match.group(1))
         words = r"[A-Za-z][\w-]*"
