@@ -21,10 +21,9 @@ from . import corpus
 from .answer.answerer import Answerer, Request
 from .answer.conversation import (
     Conversation,
-    condense_offline,
+    condense_offline_turns,
     history_exchanges,
     referenced_citations,
-    resolve_named_reference,
 )
 from .answer.extractive import ExtractiveAnswerer
 from .answer.judges import LexicalJudge, SupportJudge
@@ -349,15 +348,8 @@ class Assistant:
                 self.chat_model(), history, question, prompts_dir=self.settings.prompts_dir
             )
             return standalone, prefer, []
-        exchanges = history_exchanges(history)
-        # "that reranker" after an answer naming one ("an existing re-ranker (BRIO)"): the
-        # question is about the name, asked as it stands
-        named = resolve_named_reference(question, exchanges[-1].assistant if exchanges else None)
-        if named is not None:
-            return named, [], []
-        previous = [e.standalone for e in exchanges]
-        standalone = condense_offline(previous, question)
-        return standalone, prefer if standalone != question else [], []
+        standalone, condensed = condense_offline_turns(history_exchanges(history), question)
+        return standalone, prefer if condensed else [], []
 
 
 __all__ = ["REFUSAL", "Assistant"]

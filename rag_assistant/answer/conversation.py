@@ -173,6 +173,18 @@ def condense_offline(previous: Sequence[str], message: str) -> str:
     return f"{message.rstrip()} (context: {previous[-1].strip()})"
 
 
+def condense_offline_turns(exchanges: Sequence[Exchange], message: str) -> tuple[str, bool]:
+    """The standalone question for ``message`` after ``exchanges`` offline, and whether it
+    is the message condensed with the conversation (the previous answer's papers are then
+    preferred): "that <kind>" named by the previous answer is asked about the name, as it
+    stands (:func:`resolve_named_reference`); else :func:`condense_offline`."""
+    named = resolve_named_reference(message, exchanges[-1].assistant if exchanges else None)
+    if named is not None:  # "that reranker" after "an existing re-ranker (BRIO)"
+        return named, False
+    standalone = condense_offline([e.standalone for e in exchanges], message)
+    return standalone, standalone != message
+
+
 _LEAD_LABEL = re.compile(
     r"^(?:standalone question|rewritten question|question|rewrite)\s*:\s*", re.IGNORECASE
 )
