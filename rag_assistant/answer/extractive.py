@@ -104,6 +104,7 @@ class Picked:
     score: float
     background: bool = False  # before the paper says what it does ("Existing methods ...")
     features: dict[str, float] = field(default_factory=dict)  # what its score is made of
+    terms: set[str] = field(default_factory=set)  # its words, as the policy reads them
 
 
 @dataclass
@@ -223,8 +224,7 @@ class ExtractiveAnswerer:
                 (
                     c
                     for c in candidates
-                    if c.paper_index == i
-                    and (not own or any(t in Text.of(c.text).terms for t in own))
+                    if c.paper_index == i and (not own or any(t in c.terms for t in own))
                 ),
                 key=lambda c: c.score,
                 default=None,
@@ -377,7 +377,7 @@ class ExtractiveAnswerer:
                         position=pos / max(1, len(said) - 1),
                     )
                 score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
-                candidates.append(Picked(i, pos, sentence, score, is_background, features))
+                candidates.append(Picked(i, pos, sentence, score, is_background, features, s_terms))
         return candidates
 
     def _limit(self, relevant: list[int]) -> int:

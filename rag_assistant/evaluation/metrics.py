@@ -301,14 +301,11 @@ def is_correct(answer: Answer, gold_titles: Sequence[str], key_fact_recall_: flo
     """An unanswerable question (no gold titles) is answered correctly by a refusal. An
     answerable one by an answer that is not a refusal, cites a gold paper, and states at
     least :data:`CORRECT_MIN_KEY_FACTS` of the key facts (when it has any)."""
-    if not gold_titles:
+    cited = gold_cited(answer, gold_titles)
+    if cited is None:
         return answer.refused
-    if answer.refused:
-        return False
-    wanted = {title_key(t) for t in gold_titles}
-    cites_gold = any(title_key(c.title) in wanted for c in answer.citations)
     enough = key_fact_recall_ is None or key_fact_recall_ >= CORRECT_MIN_KEY_FACTS
-    return cites_gold and enough
+    return cited > 0 and enough  # a refusal cites none
 
 
 @dataclass
