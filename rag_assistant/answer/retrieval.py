@@ -117,22 +117,9 @@ class Retriever:
         the question points at ("the first one"), ranked first in that order."""
         s = self.settings
         k = s.k if k is None else k
-        asked = query_terms(question)
-        terms = self.index.spelled_terms(asked)
-        corrected = [t for t in terms if t not in asked]
-        # Lay words ("chatbot", "cheaper") also search for the words abstracts use.
-        expansion = expand(question)
-        terms += [t for t in expansion.extra if t not in terms]
-        dense_query = " ".join([question, *expansion.phrases])
-        lexical = self.index.lexical_search(terms, s.candidates) if s.fusion != "dense" else []
-        dense = (
-            self.index.dense_search(dense_query, s.candidates, extra_terms=corrected)
-            if s.fusion != "lexical"
-            else []
-        )
-        hybrid = s.fusion in ("dbsf", "rrf")
-        meaning = self.index.sentence_scores(question) if hybrid else None
-        closest = meaning.top(s.candidates) if meaning else []
+        lists = self.rankings(question)
+        terms, lexical, dense, meaning = lists.terms, lists.lexical, lists.dense, lists.meaning
+        closest = lists.sentences
         preferred = self.index.catalog.chunk_ids_of(prefer) if prefer else []
         weights = Weights(
             lexical=s.lexical_weight if lexical else 0.0,
@@ -226,6 +213,28 @@ class Retriever:
                 break
         return sources
 
+    def rankings(self, question: str) -> Rankings:
+        """The lists :meth:`retrieve` fuses for ``question`` (those its ``fusion`` setting
+        uses; the others empty), each the best ``candidates`` chunks, best first."""
+        s = self.settings
+        asked = query_terms(question)
+        terms = self.index.spelled_terms(asked)
+        corrected = [t for t in terms if t not in asked]
+        # Lay words ("chatbot", "cheaper") also search for the words abstracts use.
+        expansion = expand(question)
+        terms += [t for t in expansion.extra if t not in terms]
+        dense_query = " ".join([question, *expansion.phrases])
+        lexical = self.index.lexical_search(terms, s.candidates) if s.fusion != "dense" else []
+        dense = (
+            self.index.dense_search(dense_query, s.candidates, extra_terms=corrected)
+            if s.fusion != "lexical"
+            else []
+        )
+        hybrid = s.fusion in ("dbsf", "rrf")
+        meaning = self.index.sentence_scores(question) if hybrid else None
+        closest = meaning.top(s.candidates) if meaning else []
+        return Rankings(terms, lexical, dense, closest, meaning)
+
     def _sentence_meaning(self, meaning: SentenceScores, paper_id: str) -> dict[str, float]:
         """Each sentence of the paper's chunks (split as they were encoded) with its
         closeness to the question."""
@@ -239,6 +248,18 @@ class Retriever:
             for sentence, value in zip(said, meaning.of_sentences(chunk_id), strict=False):
                 out[sentence] = max(value, out.get(sentence, -1.0))
         return out
+
+
+@dataclass
+class Rankings:
+    """One question's ranked lists (see :meth:`Retriever.rankings`): ``(chunk id, score)``
+    pairs, best first."""
+
+    terms: list[str]  # the BM25 query: the question's terms, spelled as the corpus does
+    lexical: list[tuple[str, float]]  # BM25
+    dense: list[tuple[str, float]]  # the LSA model (or the embedding model set)
+    sentences: list[tuple[str, float]]  # by the chunk's sentence closest in meaning
+    meaning: SentenceScores | None  # every chunk's closeness (None without the encoder)
 
 
 @dataclass
