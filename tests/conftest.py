@@ -3,6 +3,7 @@ variables from the developer's shell, and an index directory under pytest's tmp_
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -41,6 +42,21 @@ def bundled_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("bundled") / "home"
     Assistant(Settings(home=home)).ingest_bundled()
     return home
+
+
+@pytest.fixture(scope="session")
+def index_papers():
+    """A function ingesting ``(title, abstract)`` pairs, written as a JSON Lines file in
+    ``folder``, into a new index there (without the bundled corpus); it returns its home."""
+
+    def ingest(folder: Path, papers: list[tuple[str, str]]) -> Path:
+        source = folder / "papers.jsonl"
+        lines = (json.dumps({"title": t, "abstract": a}) + "\n" for t, a in papers)
+        source.write_text("".join(lines))
+        Assistant(home=folder / "home", auto_ingest_bundled=False).ingest([source])
+        return folder / "home"
+
+    return ingest
 
 
 @pytest.fixture

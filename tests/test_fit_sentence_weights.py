@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from rag_assistant import Assistant
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fit_sentence_weights.py"
 
 PAPERS = [
@@ -27,11 +25,9 @@ PAPERS = [
 
 
 @pytest.fixture(scope="module")
-def index_and_qa(tmp_path_factory):
+def index_and_qa(tmp_path_factory, index_papers):
     folder = tmp_path_factory.mktemp("fit")
-    papers = folder / "papers.jsonl"
-    papers.write_text("".join(json.dumps({"title": t, "abstract": a}) + "\n" for t, a in PAPERS))
-    Assistant(home=folder / "home", auto_ingest_bundled=False).ingest([papers])
+    home = index_papers(folder, PAPERS)
     qa = folder / "qa.jsonl"
     qa.write_text(
         "".join(
@@ -49,7 +45,7 @@ def index_and_qa(tmp_path_factory):
             for i, ((title, _), n) in enumerate(zip(PAPERS, [41, 23, 37, 12], strict=True))
         )
     )
-    return folder / "home", qa
+    return home, qa
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
