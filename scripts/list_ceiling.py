@@ -1,8 +1,8 @@
 """How far retrieval's lists can go on a Q&A file: for each kind of question, how often the
 fused ranking puts a gold paper first, how often each list alone does (BM25, the dense
-model, the sentence encoder), and how often the best of them for each question does (an
-oracle no fusion can beat: a question none of the lists ranks right cannot be ranked right
-by weighing them).
+model, the sentence encoder), how often the best of them for each question does (an oracle;
+fusion passes it only where lists that each rank the paper second or third agree), and how
+often some list holds the paper at all (what a better reranker could still reach).
 
     .venv/bin/python scripts/list_ceiling.py [--qa eval/dev.jsonl] [--home DIR]
 
@@ -37,7 +37,8 @@ def paper_rank(ranking: Sequence[tuple[str, float]], gold: set[str]) -> int | No
 
 def ceilings(assistant: Assistant, qa_file: str) -> dict[str, Counter]:
     """Per kind (and "all"): questions, fused hit@1, each list's hit@1, the best list's
-    hit@1 ("oracle") and a gold paper in some list's top 5 ("any@5")."""
+    hit@1 ("oracle"), a gold paper in some list's top 5 ("any@5") and in some list at all
+    ("found": among the ``retrieval.candidates`` chunks a list returns)."""
     catalog = assistant.index.catalog
     out: dict[str, Counter] = {}
     for item in load_qa(qa_file):
@@ -59,6 +60,7 @@ def ceilings(assistant: Assistant, qa_file: str) -> dict[str, Counter]:
                 row[name] += rank == 1
             row["oracle"] += best == 1
             row["any@5"] += best is not None and best <= 5
+            row["found"] += best is not None
     return out
 
 
@@ -74,12 +76,12 @@ def main() -> None:
     if not rows:
         sys.exit(f"{args.qa} has no answerable first-turn question: nothing to rank")
     table = Table(title=f"hit@1 on {args.qa}: fused, each list alone, the best list")
-    for column in ("kind", "questions", "fused", *LISTS, "oracle", "any@5"):
+    for column in ("kind", "questions", "fused", *LISTS, "oracle", "any@5", "found"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for kind in sorted(rows, key=lambda k: (k == "all", k)):
         row = rows[kind]
         n = row["questions"]
-        shares = [f"{row[c] / n:.3f}" for c in ("fused", *LISTS, "oracle", "any@5")]
+        shares = [f"{row[c] / n:.3f}" for c in ("fused", *LISTS, "oracle", "any@5", "found")]
         table.add_row(kind, str(n), *shares)
     Console().print(table)
 
