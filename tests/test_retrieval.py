@@ -285,6 +285,75 @@ def test_the_sentence_encoders_ranking_is_a_third_list_at_its_weight(four, ids):
     assert [s.title for s in without.retrieve("anything", k=4)][:2] == [TITLES[1], TITLES[0]]
 
 
+class ScriptedTokens:
+    """A sentence encoder whose token vectors are given: the question's one token is axis 0;
+    each token of a paper's sentences is as close to it as the test says of that paper."""
+
+    def __init__(self, closeness: dict[str, float]) -> None:
+        self.closeness = closeness  # by the first word of the abstract: "Alpha", ...
+        self.read: list[str] = []
+
+    def token_vectors(self, text: str, *, content: bool = False) -> np.ndarray:
+        vector = np.zeros((1, 4), np.float32)
+        if content:  # the question
+            vector[0, 0] = 1.0
+            return vector
+        paper = next(a.split()[0] for a in ABSTRACTS if text in a)
+        self.read.append(paper)
+        value = self.closeness[paper]
+        vector[0, 0], vector[0, 1] = value, (1 - value**2) ** 0.5
+        return vector
+
+
+def reranking(four, ids, closeness: dict[str, float], **settings):
+    index, retriever = scripted(four, ids, **settings)
+    encoder = ScriptedTokens(closeness)
+    index.sentence_encoder = lambda: encoder
+    index.sentence_matrix = lambda: object()  # every chunk encoded
+    return encoder, retriever
+
+
+def test_late_interaction_ranks_the_first_papers_again_by_hand(four, ids):
+    """Fused (rank fusion): Beta, Alpha, Delta, Gamma. By late interaction: Gamma 0.9, Delta
+    0.5, Alpha 0.2, Beta 0.1. Each paper scores 1 / (1 + its fused rank) + 1 / (1 + its late
+    interaction rank), ranks from 0: Beta 1 + 1/4, Alpha 1/2 + 1/3, Delta 1/3 + 1/2, Gamma
+    1/4 + 1; ties keep the fused order: Beta, Gamma, Alpha, Delta."""
+    closeness = {"Alpha": 0.2, "Beta": 0.1, "Gamma": 0.9, "Delta": 0.5}
+    encoder, retriever = reranking(four, ids, closeness, rerank=10)
+    sources = retriever.retrieve("anything", k=4)
+    assert [s.title for s in sources] == [TITLES[1], TITLES[2], TITLES[0], TITLES[3]]
+    assert [s.rank for s in sources] == [1, 2, 3, 4]
+    # each paper's sentences are read once; asked again, the cache answers
+    read = sorted(encoder.read)
+    retriever.retrieve("anything else", k=4)
+    assert sorted(encoder.read) == read
+    # the first two only: Beta 1 + 1/2 and Alpha 1/2 + 1 tie, Delta and Gamma stay behind
+    _, two = reranking(four, ids, closeness, rerank=2)
+    assert [s.title for s in two.retrieve("anything", k=4)] == [
+        TITLES[1],
+        TITLES[0],
+        TITLES[3],
+        TITLES[2],
+    ]
+
+
+def test_late_interaction_leaves_named_pinned_and_default_rankings_alone(four, ids):
+    closeness = {"Alpha": 0.2, "Beta": 0.1, "Gamma": 0.9, "Delta": 0.5}
+    fused = [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
+    for settings in ({}, {"rerank": 0}):  # off by default
+        encoder, retriever = reranking(four, ids, closeness, **settings)
+        assert [s.title for s in retriever.retrieve("anything", k=4)] == fused
+        assert encoder.read == []
+    encoder, retriever = reranking(four, ids, closeness, rerank=10, name_weight=0.5)
+    # a question naming a title ("DELTA") is about that paper: its ranking stands
+    named = retriever.retrieve("What does DELTA do?", k=4)
+    assert [s.title for s in named] == [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
+    # a follow-up pointing at a paper ("the first one") has it first, whatever its meaning
+    pinned = retriever.retrieve("anything", k=4, pin=[paper_id_for_title(TITLES[0])])
+    assert pinned[0].title == TITLES[0]
+    assert encoder.read == []
+
+
 def test_k_cuts_the_list_of_papers(four, ids):
     _, retriever = scripted(four, ids)
     assert [s.title for s in retriever.retrieve("anything", k=2)] == [TITLES[1], TITLES[0]]

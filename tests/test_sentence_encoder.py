@@ -22,6 +22,7 @@ from rag_assistant.store.sentence_encoder import (
     DIMENSIONS,
     SentenceMatrix,
     find_model_dir,
+    late_interaction,
     load_encoder,
     model_cache_dir,
     weights_digest,
@@ -69,6 +70,29 @@ def test_one_question_in_numpy_equals_the_onnx_runtime_batch(encoder_settings):
     batch = encoder.encode(texts)
     for text, row in zip(texts, batch, strict=True):
         assert np.abs(encoder.encode_query(text) - row).max() < 1e-4
+
+
+def test_token_vectors_are_each_word_piece_in_its_context(encoder_settings):
+    encoder = _encoder(encoder_settings)
+    vectors = encoder.token_vectors("The bank of the river.")
+    assert vectors.shape == (5, DIMENSIONS)  # the, bank, of, the, river: no "." [CLS] [SEP]
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(5), abs=1e-5)
+    content = encoder.token_vectors("The bank of the river.", content=True)
+    assert content.shape == (2, DIMENSIONS)  # bank, river
+    assert content[0] == pytest.approx(vectors[1])
+    # the same word in another context is another vector
+    money = encoder.token_vectors("a bank account", content=True)  # bank, account
+    assert float(money[0] @ content[0]) < 0.9
+    # a question of stop words only keeps them rather than nothing
+    assert encoder.token_vectors("What is it?", content=True).shape == (3, DIMENSIONS)
+
+
+def test_late_interaction_by_hand():
+    question = np.array([[1.0, 0.0], [0.0, 1.0]])
+    text = np.array([[1.0, 0.0], [0.6, 0.8]])
+    # each question token's closest text token: 1.0 and 0.8
+    assert late_interaction(question, text) == pytest.approx(0.9)
+    assert late_interaction(question, np.zeros((0, 2))) == 0.0
 
 
 def test_a_model_dir_without_the_model_files_is_named(tmp_path):

@@ -28,6 +28,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import struct
 import threading
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..text.terms import STOPWORDS
 from .files import atomic_writer
 
 if TYPE_CHECKING:
@@ -51,6 +53,7 @@ DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length
 _FILES = ("config.json", "model.safetensors", "tokenizer.json")
 _LAYERS, _HEADS, _HEAD_SIZE = 6, 12, 32
+_WORD_PIECE = re.compile(r"^(?:##)?[a-z0-9]")  # a word's piece: not [CLS], [SEP] or "."
 
 
 def find_model_dir(settings: Settings) -> Path | None:
@@ -118,6 +121,32 @@ class SentenceEncoder:
         with threadpool_limits(limits=1, user_api="blas"):
             return forward(self._weights, ids)
 
+    def token_vectors(self, text: str, *, content: bool = False) -> np.ndarray:
+        """The unit-length vector of each word piece of ``text`` in its context (the last
+        layer's, before pooling), with NumPy; punctuation and the [CLS] / [SEP] markers left
+        out, and with ``content`` the pieces of stop words and of words of two letters or
+        fewer too (unless nothing would be left). For late interaction
+        (:func:`late_interaction`)."""
+        encoding = self._tokenizer.encode(text)
+        with self._lock:
+            if self._weights is None:
+                self._weights = read_safetensors(self.model_dir / "model.safetensors")
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):  # as encode_query
+            states = hidden_states(self._weights, np.array(encoding.ids, dtype=np.int64))
+        pieces = encoding.tokens
+        keep = [i for i, piece in enumerate(pieces) if _WORD_PIECE.match(piece)]
+        if content:
+            keep = [
+                i
+                for i in keep
+                if len(word := pieces[i].removeprefix("##")) > 2 and word not in STOPWORDS
+            ] or keep
+        vectors = states[keep].astype(np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """One row per text, with ONNX Runtime; texts of similar length run together."""
         out = np.zeros((len(texts), DIMENSIONS), np.float32)
@@ -166,6 +195,13 @@ class SentenceEncoder:
 def forward(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
     """The network on one unpadded token sequence, in NumPy: the unit-length mean of the
     last layer's token vectors (what :func:`build_graph` computes, for one text)."""
+    pooled = hidden_states(w, ids).mean(axis=0)
+    norm = np.linalg.norm(pooled)
+    return (pooled / norm if norm > 0 else pooled).astype(np.float32)
+
+
+def hidden_states(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """The last layer's vector of each token of one unpadded sequence, in NumPy."""
     length = len(ids)
     e = "embeddings."
     x = w[e + "word_embeddings.weight"][ids] + w[e + "position_embeddings.weight"][:length]
@@ -190,9 +226,17 @@ def forward(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
         hidden = _linear(x, w, p + "intermediate.dense")
         hidden = 0.5 * hidden * (1.0 + _erf(hidden / np.float32(np.sqrt(2.0))))
         x = _layer_norm(x + _linear(hidden, w, p + "output.dense"), w, p + "output.LayerNorm")
-    pooled = x.mean(axis=0)
-    norm = np.linalg.norm(pooled)
-    return (pooled / norm if norm > 0 else pooled).astype(np.float32)
+    return x
+
+
+def late_interaction(question: np.ndarray, text: np.ndarray) -> float:
+    """ColBERT's MaxSim, on :meth:`SentenceEncoder.token_vectors`: each token of the question
+    matched to its closest token of the text, the cosines averaged. A lay word finds the
+    word that means it in context ("cheaper" -> "cost"), where one vector per sentence
+    blurs it; 0.0 when either has no token."""
+    if not len(question) or not len(text):
+        return 0.0
+    return float((question @ text.T).max(axis=1).mean())
 
 
 def _linear(x: np.ndarray, w: dict[str, np.ndarray], prefix: str) -> np.ndarray:
