@@ -38,7 +38,7 @@ from rag_assistant.evaluation.metrics import (
     retrieval_scores,
     token_f1,
 )
-from rag_assistant.evaluation.reports import compare_reports, render_deltas
+from rag_assistant.evaluation.reports import compare_reports, render_deltas, render_markdown
 from rag_assistant.evaluation.runner import aggregate
 from rag_assistant.types import Answer, Citation, Claim, Source, Verdict
 
@@ -628,6 +628,14 @@ def test_eval_command_end_to_end(home, tmp_path):
     assert (report["index"]["papers"], report["index"]["chunks"]) == (530, 536)
     assert report["settings"]["retrieval"]["k"] == 5
     assert report["settings"]["chunking"]["chunk_size"] == 384
+    # the report says how the papers were ranked: reranking is off by default
+    assert report["config"]["rerank"] == 0
+    assert "- retrieval: k=5, fusion dbsf, embedding lsa\n" in markdown
+    reranked = render_markdown({**report, "config": {**report["config"], "rerank": 10}})
+    assert (
+        "- retrieval: k=5, fusion dbsf, the first 10 reranked by late interaction, "
+        "embedding lsa\n" in reranked
+    )
 
     thresholds = tmp_path / "strict.json"
     # a threshold the offline answers miss whatever the retrieval: they quote abstracts,

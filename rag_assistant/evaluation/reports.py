@@ -139,7 +139,9 @@ def render_markdown(report: dict) -> str:
         f"{counts.get('failed', 0)} failed)",
         f"- mode: {cfg['mode']}" + (f" ({cfg['model']})" if cfg.get("model") else ""),
         f"- judge: {cfg['judge']}; failed verdicts: {totals['metrics']['judge_failures']}",
-        f"- retrieval: k={cfg['k']}, fusion {cfg['fusion']}, embedding {cfg['embedding']}",
+        f"- retrieval: k={cfg['k']}, fusion {cfg['fusion']}"
+        + (f", the first {cfg['rerank']} reranked by late interaction" if cfg.get("rerank") else "")
+        + f", embedding {cfg['embedding']}",
         _index_line(report.get("index")),
         f"- time: {report['seconds']} s",
         "",

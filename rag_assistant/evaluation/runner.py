@@ -378,6 +378,7 @@ def run_eval(
             "judge": judge_name(judge),
             "k": settings.retrieval.k,
             "fusion": settings.retrieval.fusion,
+            "rerank": settings.retrieval.rerank,
             "embedding": settings.embedding.backend,
             "min_evidence": settings.answer.min_evidence,
         },
