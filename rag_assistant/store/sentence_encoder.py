@@ -110,16 +110,20 @@ class SentenceEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one text (a question), computed with NumPy."""
+        return self._in_numpy(forward, self._tokenizer.encode(text).ids)
+
+    def _in_numpy(self, network, ids: Sequence[int]) -> np.ndarray:
+        """``network`` (:func:`forward` or :func:`hidden_states`) on one token sequence,
+        over the memory-mapped weights (read on first use)."""
         with self._lock:
             if self._weights is None:
                 self._weights = read_safetensors(self.model_dir / "model.safetensors")
-        ids = np.array(self._tokenizer.encode(text).ids, dtype=np.int64)
         from threadpoolctl import threadpool_limits
 
         # matrices this small run fastest on one thread; more (OpenBLAS's default) cost
         # 20 ms a product on busy cores, waking threads (measured: 1.0 s against 0.02 s)
         with threadpool_limits(limits=1, user_api="blas"):
-            return forward(self._weights, ids)
+            return network(self._weights, np.array(ids, dtype=np.int64))
 
     def token_vectors(self, text: str, *, content: bool = False) -> np.ndarray:
         """The unit-length vector of each word piece of ``text`` in its context (the last
@@ -128,13 +132,7 @@ class SentenceEncoder:
         fewer too (unless nothing would be left). For late interaction
         (:func:`late_interaction`)."""
         encoding = self._tokenizer.encode(text)
-        with self._lock:
-            if self._weights is None:
-                self._weights = read_safetensors(self.model_dir / "model.safetensors")
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):  # as encode_query
-            states = hidden_states(self._weights, np.array(encoding.ids, dtype=np.int64))
+        states = self._in_numpy(hidden_states, encoding.ids)
         pieces = encoding.tokens
         keep = [i for i, piece in enumerate(pieces) if _WORD_PIECE.match(piece)]
         if content:
