@@ -901,6 +901,38 @@ def test_background_never_leads_and_the_papers_own_statement_is_preferred(tmp_pa
     assert answer.text.startswith("Wombat Routing cuts routing latency in mesh networks by 41%")
 
 
+def wombat(tmp_path, said: list[str], *, max_sentences: int) -> Assistant:
+    """An assistant over one paper, "Wombat Routing", whose abstract is the sentences
+    ``said``, quoting at most ``max_sentences`` sentences an answer."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text(json.dumps({"title": "Wombat Routing", "abstract": " ".join(said)}) + "\n")
+    assistant = Assistant(
+        home=tmp_path / "home", auto_ingest_bundled=False, answer={"max_sentences": max_sentences}
+    )
+    assistant.ingest([path])
+    return assistant
+
+
+def test_the_answer_says_what_the_paper_proposes_and_how_well_it_does(tmp_path):
+    """Issue 12: answers quoted the sentences sharing most of the question's words and left
+    out the paper's proposal ("We present ... HyperAttention") and its result (the number):
+    with three sentences to quote, the best match, the proposal and the outcome are quoted,
+    not three restatements of the question."""
+    said = [
+        "Mesh networks route packets under heavy load by flooding every link.",
+        "Routing packets in mesh networks under heavy load wastes bandwidth.",
+        "We propose Wombat Routing, a protocol that follows scent gradients.",
+        "Under heavy load, mesh networks route packets over congested links.",
+        "Wombat Routing delivers 98% of packets and is 3x faster than flooding.",
+        "Packets in mesh networks under heavy load need routing tables to be routed.",
+    ]
+    assistant = wombat(tmp_path, said, max_sentences=3)
+    answer = assistant.ask("How do mesh networks route packets under heavy load?")
+    quoted = [s for s in said if s in answer.text]
+    assert len(quoted) == 3, answer.text
+    assert said[2] in quoted and said[4] in quoted, answer.text
+
+
 def test_a_sentence_about_the_release_is_not_quoted_for_the_answer(tmp_path):
     """ "Our code will be released at https://github.com/..." was quoted (it holds the method's
     name and the question's words) in place of the sentence stating the fact asked; unless
@@ -912,12 +944,7 @@ def test_a_sentence_about_the_release_is_not_quoted_for_the_answer(tmp_path):
         "In Wombat Routing, each node forwards packets toward the neighbour with the "
         "strongest scent.",
     ]
-    path = tmp_path / "papers.jsonl"
-    path.write_text(json.dumps({"title": "Wombat Routing", "abstract": " ".join(said)}) + "\n")
-    assistant = Assistant(
-        home=tmp_path / "home", auto_ingest_bundled=False, answer={"max_sentences": 2}
-    )
-    assistant.ingest([path])
+    assistant = wombat(tmp_path, said, max_sentences=2)
     answer = assistant.ask("How does Wombat Routing forward packets in mesh networks?")
     assert "strongest scent" in answer.text and "github" not in answer.text
     where = assistant.ask("Where is the Wombat Routing code for mesh networks available?")
