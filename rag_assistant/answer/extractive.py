@@ -216,9 +216,10 @@ class ExtractiveAnswerer:
         many = asks_for_papers(focus or question) and len(relevant) > 1
         # One sentence from each paper a list question asks for (else from the first relevant
         # paper, and from each paper joined for a name only it holds, by a sentence holding
-        # that name) first, then the best of the rest: a paper beside the first one is quoted
-        # for what it says, not to fill its slot, so it does not crowd out the first one's
-        # facts
+        # that name; with no paper joined, also the first paper's proposal and outcome:
+        # _what_and_how_well) first, then the best of the rest: a paper beside the first one
+        # is quoted for what it says, not to fill its slot, so it does not crowd out the first
+        # one's facts
         chosen: list[Picked] = []
         for i in relevant if many else [*relevant[:1], *decision.joined]:
             own = decision.joined.get(i)
