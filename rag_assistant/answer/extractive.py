@@ -322,14 +322,15 @@ class ExtractiveAnswerer:
             said = sentences(source.abstract)
             # where the paper says what it does ("we propose ..."), not where it says where
             # its code is ("Our code and data will be released at ...")
-            own = next(
+            proposal = next(
                 (
                     p
                     for p, s in enumerate(said)
                     if CONTRIBUTION.search(s) and not _BOILERPLATE.search(s)
                 ),
-                0,
+                None,
             )
+            own = proposal or 0
             for pos, sentence in enumerate(said):
                 text = Text.of(sentence)
                 s_terms = text.terms
@@ -353,9 +354,6 @@ class ExtractiveAnswerer:
                 cue = bool(_CUES.search(sentence))
                 close = source.sentence_meaning.get(sentence)
                 stated = numbers_in(sentence)
-                # the paper's first statement of what it does (not where its code is)
-                proposes = pos == own and bool(CONTRIBUTION.search(sentence))
-                proposes = proposes and not _BOILERPLATE.search(sentence)
                 result = bool(stated) and cue and pos >= own
                 features = {
                     "lexical": lexical,
@@ -388,7 +386,15 @@ class ExtractiveAnswerer:
                 score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
                 candidates.append(
                     Picked(
-                        i, pos, sentence, score, is_background, features, s_terms, proposes, result
+                        i,
+                        pos,
+                        sentence,
+                        score,
+                        is_background,
+                        features,
+                        s_terms,
+                        proposes=pos == proposal,
+                        result=result,
                     )
                 )
         return candidates
