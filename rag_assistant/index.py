@@ -188,6 +188,15 @@ class Index(Store):
         encoder = self.sentence_encoder()
         return matrix.query(encoder.encode_query(question))
 
+    def sentence_vectors_in_context(self, chunk_ids: Sequence[str]) -> dict[str, bytes]:
+        """{chunk id: its sentences' vectors encoded after the paper's title} for those of
+        ``chunk_ids`` the encoder encoded so (none without the encoder, or for a chunk an
+        index from before them has not encoded yet)."""
+        encoder = self.sentence_encoder()
+        if encoder is None:
+            return {}
+        return self.catalog.sentence_vectors_in_context(encoder.name, chunk_ids)
+
     def sentence_matrix(self) -> SentenceMatrix | None:
         manifest = self.manifest()
         with self._reload_lock:

@@ -140,7 +140,9 @@ class Source:
     """The cosine between the question and the paper's sentence closest to it in meaning
     (the sentence encoder's; None without it)."""
     sentence_meaning: dict[str, float] = field(default_factory=dict)
-    """The same cosine for each sentence of the abstract (by its text), with the encoder."""
+    """For each sentence of the abstract (by its text), with the encoder: its cosine to the
+    question read in the paper's context (the sentence encoded after the title), or alone
+    where the index has no such vectors yet."""
 
     def to_dict(self) -> dict:
         return {
@@ -404,6 +406,9 @@ class IngestReport:
     papers: int = 0
     chunks: int = 0
     embedded: int = 0
+    encoded: int = 0
+    """Chunks whose sentences the sentence encoder encoded (new ones, or an index's first or
+    missing vectors)."""
     refitted: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -426,7 +431,9 @@ class IngestReport:
             f"{self.entries} entries in {self.files} file(s); the index holds {self.papers} "
             f"papers in {self.chunks} chunks"
         )
-        if not self.changed:
+        if not self.changed and self.encoded:  # an index's missing sentence vectors
+            tail += f"; no paper changed, the sentences of {self.encoded} chunks were encoded"
+        elif not self.changed:
             tail += "; nothing changed"
         return f"{head}\n{tail} ({self.seconds:.1f} s)"
 

@@ -185,6 +185,9 @@ class ScriptedIndex:
         query[0] = 1.0
         return SentenceMatrix(sorted(rows)).query(query)
 
+    def sentence_vectors_in_context(self, chunk_ids):
+        return {}  # none encoded in context: each sentence is read alone
+
     def dense_confidence(self, terms):
         return self.confidence
 

@@ -146,8 +146,12 @@ def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
     assistant.ingest([source])
     catalog = assistant.index.catalog
     assert catalog.sentence_vector_counts() == (2, 0)
+    assert catalog.sentence_vector_counts(in_context=True) == (2, 0)
     rows = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
     assert sorted(len(blob) // (2 * DIMENSIONS) for blob in rows.values()) == [1, 2]
+    in_context = catalog.sentence_vectors_in_context("all-MiniLM-L6-v2", list(rows))
+    assert {c: len(b) for c, b in in_context.items()} == {c: len(b) for c, b in rows.items()}
+    assert all(in_context[c] != rows[c] for c in rows)  # the title changes every vector
 
     _papers(
         source,
@@ -156,7 +160,48 @@ def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
     assistant.ingest([source], prune=True)
     after = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
     assert catalog.sentence_vector_counts() == (1, 0)
+    assert catalog.sentence_vector_counts(in_context=True) == (1, 0)
     assert len(after) == 1 and not set(after) & set(rows)  # a changed abstract: a new chunk
+
+
+def test_a_sentence_is_read_as_part_of_its_paper_and_an_older_index_reads_it_alone(
+    encoder_settings, tmp_path
+):
+    """The answerer's closeness of a sentence to the question is that of the sentence after
+    its paper's title: "It needs no retraining ..." answers a question on unlearning only as
+    part of an unlearning paper. An index encoded before these vectors reads each sentence
+    alone, as then, until its next ingest encodes them."""
+    source = _papers(
+        tmp_path / "papers.json",
+        **{
+            "Machine Unlearning for Neural Networks": "We delete the influence of chosen "
+            "training examples from a trained network. It needs no retraining from scratch "
+            "and takes minutes.",
+            "Optimizers for Convolutional Networks": "We propose a new optimizer for image "
+            "classification.",
+        },
+    )
+    question = "Can a model forget some of its training data quickly?"
+    sentence = "It needs no retraining from scratch and takes minutes."
+    assistant = Assistant(encoder_settings)
+    assistant.ingest([source])
+    paper = assistant.retrieve(question, k=2)[0]
+    assert paper.title == "Machine Unlearning for Neural Networks"
+    encoder = assistant.index.sentence_encoder()
+    alone = encoder.encode([sentence])[0] @ encoder.encode_query(question)
+    in_paper = encoder.encode([f"{paper.title}: {sentence}"])[0] @ encoder.encode_query(question)
+    assert paper.sentence_meaning[sentence] == pytest.approx(in_paper, abs=0.01)
+    assert in_paper > alone + 0.05  # 0.51 against 0.41
+
+    with assistant.index.catalog._transaction() as conn:  # an index from before them
+        conn.execute("DELETE FROM sentence_vectors_in_context")
+    paper = assistant.retrieve(question, k=2)[0]
+    assert paper.sentence_meaning[sentence] == pytest.approx(alone, abs=0.01)
+    report = assistant.ingest([source])  # nothing new to read: the missing vectors are encoded
+    assert "no paper changed, the sentences of 2 chunks were encoded" in report.summary()
+    assert assistant.index.catalog.sentence_vector_counts(in_context=True) == (2, 0)
+    paper = assistant.retrieve(question, k=2)[0]
+    assert paper.sentence_meaning[sentence] == pytest.approx(in_paper, abs=0.01)
 
 
 def test_a_question_in_other_words_finds_its_paper_through_the_encoder(encoder_settings, tmp_path):

@@ -42,7 +42,8 @@ from .policy import (
 
 # A sentence's score: the weighted sum of its features (see ExtractiveAnswerer.candidates).
 # Chosen by hand on eval/dev.jsonl and confirmed on eval/qa.jsonl, one at a time (README):
-# "meaning" (the sentence encoder's cosine to the question) 0.5 of 0, 0.25, 0.5, 1.0;
+# "meaning" (the sentence encoder's cosine to the question; since 2026-12-07 the sentence read
+# after its paper's title: Source.sentence_meaning) 0.5 of 0, 0.25, 0.5, 1.0;
 # "boilerplate" (a release sentence, a hope) -0.25 and -0.5 equal on dev (key facts 0.734 ->
 # 0.747), -0.5 one more key fact on qa.
 HAND_WEIGHTS: dict[str, float] = {

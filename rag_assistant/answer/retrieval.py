@@ -15,7 +15,7 @@ import numpy as np
 
 from ..index import Index
 from ..settings import RetrievalSettings
-from ..store.sentence_encoder import SentenceEncoder, SentenceScores, late_interaction
+from ..store.sentence_encoder import SentenceEncoder, SentenceScores, cosines, late_interaction
 from ..text.glossary import expand
 from ..text.sentences import sentences
 from ..text.terms import paper_names, query_terms
@@ -302,15 +302,24 @@ class Retriever:
 
     def _sentence_meaning(self, meaning: SentenceScores, paper_id: str) -> dict[str, float]:
         """Each sentence of the paper's chunks (split as they were encoded) with its
-        closeness to the question."""
-        chunk_ids = self.index.catalog.chunk_ids_of([paper_id])
-        rows = self.index.catalog.chunks(chunk_ids)
+        closeness to the question, read in its paper's context (the sentence encoded after
+        the title: "It needs no retraining" is about unlearning in an unlearning paper);
+        the sentence alone where the index has no such vectors (an index from before them,
+        until its next ingest)."""
+        catalog = self.index.catalog
+        chunk_ids = catalog.chunk_ids_of([paper_id])
+        rows = catalog.chunks(chunk_ids)
+        in_context = self.index.sentence_vectors_in_context(chunk_ids)
         out: dict[str, float] = {}
         for chunk_id in chunk_ids:
             if chunk_id not in rows:
                 continue
             said = sentences(rows[chunk_id].text) or [rows[chunk_id].text]
-            for sentence, value in zip(said, meaning.of_sentences(chunk_id), strict=False):
+            values = meaning.of_sentences(chunk_id)
+            if chunk_id in in_context:
+                read = cosines(in_context[chunk_id], meaning.vector)
+                values = read if len(read) == len(values) else values
+            for sentence, value in zip(said, values, strict=False):
                 out[sentence] = max(value, out.get(sentence, -1.0))
         return out
 

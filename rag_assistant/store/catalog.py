@@ -182,20 +182,22 @@ class _Writes:
         with self._transaction() as conn:
             conn.execute("UPDATE chunks SET embedded = 0")
 
-    def add_sentence_vectors(self, model: str, rows: Sequence[tuple[str, bytes]]) -> None:
-        """Store (chunk id, float16 vectors of its sentences) rows encoded by ``model``; a
-        chunk deleted meanwhile gets none."""
+    def add_sentence_vectors(self, model: str, rows: Sequence[tuple[str, bytes, bytes]]) -> None:
+        """Store (chunk id, float16 vectors of its sentences, of the same sentences in their
+        paper's context) rows encoded by ``model``; a chunk deleted meanwhile gets none."""
         with self._transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO sentence_vectors (chunk_id, model, vectors) "
-                "SELECT chunk_id, ?, ? FROM chunks WHERE chunk_id = ?",
-                [(model, blob, chunk_id) for chunk_id, blob in rows],
-            )
+            for table, column in (("sentence_vectors", 1), ("sentence_vectors_in_context", 2)):
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {table} (chunk_id, model, vectors) "
+                    "SELECT chunk_id, ?, ? FROM chunks WHERE chunk_id = ?",
+                    [(model, row[column], row[0]) for row in rows],
+                )
 
     def drop_sentence_vectors_not_of(self, model: str) -> None:
         """Forget vectors another encoder made (they are encoded again)."""
         with self._transaction() as conn:
-            conn.execute("DELETE FROM sentence_vectors WHERE model != ?", (model,))
+            for table in _SENTENCE_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE model != ?", (model,))
 
     def clear_tombstones(self, chunk_ids: Sequence[str]) -> None:
         with self._transaction() as conn:
@@ -406,18 +408,41 @@ class Catalog(_Writes):
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return TermSample(self, step=max(1, total // max(1, limit)), limit=limit)
 
-    def chunks_to_encode(self, *, batch_size: int) -> Iterator[list[tuple[str, str]]]:
-        """(chunk id, text) of the chunks without sentence vectors, in batches."""
-        where = "AND chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors)"
-        for rows in self._paged("text", where, batch_size):
-            yield [(r[0], r[1]) for r in rows]
+    def chunks_to_encode(self, *, batch_size: int) -> Iterator[list[tuple[str, str, str]]]:
+        """(chunk id, text, its paper's title) of the chunks without sentence vectors, alone
+        or in context, in batches."""
+        for rows in self._paged("text, paper_id", _TO_ENCODE, batch_size):
+            titles = self.titles(sorted({r[2] for r in rows}))
+            yield [(r[0], r[1], titles.get(r[2], "")) for r in rows]
 
     @_reading
-    def sentence_vector_counts(self) -> tuple[int, int]:
-        """(chunks with sentence vectors, chunks without)."""
-        with_vectors = self._conn().execute("SELECT COUNT(*) FROM sentence_vectors").fetchone()[0]
+    def sentence_vector_counts(self, *, in_context: bool = False) -> tuple[int, int]:
+        """(chunks with sentence vectors, chunks without); ``in_context``: the vectors of
+        the sentences in their paper's context."""
+        table = _SENTENCE_TABLES[in_context]
+        with_vectors = self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return with_vectors, total - with_vectors
+
+    @_reading
+    def count_chunks_to_encode(self) -> int:
+        """The chunks :meth:`chunks_to_encode` yields."""
+        query = f"SELECT COUNT(*) FROM chunks WHERE 1 {_TO_ENCODE}"
+        return self._conn().execute(query).fetchone()[0]
+
+    @_reading
+    def sentence_vectors_in_context(self, model: str, chunk_ids: Sequence[str]) -> dict[str, bytes]:
+        """{chunk id: float16 vectors of its sentences in their paper's context} for those
+        of ``chunk_ids`` that ``model`` encoded so."""
+        out: dict[str, bytes] = {}
+        for batch in _batches(chunk_ids, 500):
+            marks = ",".join("?" * len(batch))
+            query = (
+                "SELECT chunk_id, vectors FROM sentence_vectors_in_context "
+                f"WHERE model = ? AND chunk_id IN ({marks})"
+            )
+            out.update(self._conn().execute(query, (model, *batch)).fetchall())
+        return out
 
     @_reading
     def sentence_vectors(self, model: str) -> list[tuple[str, bytes]]:
@@ -549,10 +574,20 @@ def _delete_chunks(conn: sqlite3.Connection, chunk_ids: list[str]) -> None:
     if not chunk_ids:
         return
     conn.executemany("DELETE FROM chunks WHERE chunk_id = ?", [(i,) for i in chunk_ids])
-    conn.executemany("DELETE FROM sentence_vectors WHERE chunk_id = ?", [(i,) for i in chunk_ids])
+    for table in _SENTENCE_TABLES:
+        conn.executemany(f"DELETE FROM {table} WHERE chunk_id = ?", [(i,) for i in chunk_ids])
     conn.executemany(
         "INSERT OR IGNORE INTO tombstones (chunk_id) VALUES (?)", [(i,) for i in chunk_ids]
     )
+
+
+# the sentences of each chunk encoded alone, and in their paper's context (migrations 4, 5)
+_SENTENCE_TABLES = ("sentence_vectors", "sentence_vectors_in_context")
+# a chunk lacking either is encoded again (a catalog of version 4 lacks the second)
+_TO_ENCODE = (
+    "AND (chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors) "
+    "OR chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors_in_context))"
+)
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:

@@ -114,11 +114,23 @@ def _v4_sentence_vectors(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_sentence_vectors_in_context(conn: sqlite3.Connection) -> None:
+    """The same sentences encoded in their paper's context ("<title>: <sentence>"), for the
+    answerer to read how close each one is to a question as part of its paper; one blob per
+    chunk, as in ``sentence_vectors``. A catalog of version 4 has none until its next ingest
+    encodes them (readers fall back to the sentences alone)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS sentence_vectors_in_context (chunk_id TEXT PRIMARY KEY, "
+        "model TEXT NOT NULL, vectors BLOB NOT NULL) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_base_schema,
     _v2_typed_dense_state,
     _v3_title_search,
     _v4_sentence_vectors,
+    _v5_sentence_vectors_in_context,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

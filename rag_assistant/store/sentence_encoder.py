@@ -427,6 +427,17 @@ def load_encoder(model_dir: Path, cache_dir: Path) -> SentenceEncoder:
     return SentenceEncoder(model_dir, cache_dir)
 
 
+def in_paper(title: str, sentence: str) -> str:
+    """A sentence as encoded in its paper's context: after the paper's title."""
+    return f"{title}: {sentence}" if title else sentence
+
+
+def cosines(blob: bytes, vector: np.ndarray) -> list[float]:
+    """The cosine of each float16 vector of ``blob`` (unit length, as stored) to ``vector``."""
+    rows = np.frombuffer(blob, np.float16).reshape(-1, DIMENSIONS).astype(np.float32)
+    return [float(x) for x in rows @ vector.astype(np.float32)]
+
+
 class SentenceMatrix:
     """Every chunk's sentence vectors in one float32 matrix (read from the catalog), and
     the chunk each row belongs to."""
@@ -456,16 +467,19 @@ class SentenceMatrix:
         sims = self.matrix @ vector.astype(np.float32)
         if len(self.matrix):
             best[self._filled] = np.maximum.reduceat(sims, self._starts[self._filled])
-        return SentenceScores(self, best, sims)
+        return SentenceScores(self, best, sims, vector)
 
 
 class SentenceScores:
     """One question's closeness to each chunk (see :meth:`SentenceMatrix.query`)."""
 
-    def __init__(self, matrix: SentenceMatrix, best: np.ndarray, sims: np.ndarray) -> None:
+    def __init__(
+        self, matrix: SentenceMatrix, best: np.ndarray, sims: np.ndarray, vector: np.ndarray
+    ) -> None:
         self._matrix = matrix
         self.best = best
         self._sims = sims
+        self.vector = vector  # the question's
 
     def top(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` closest chunks, closest first (ties by chunk id)."""

@@ -32,6 +32,7 @@ from .catalog import ChunkRow
 from .lexical import LexicalIndex
 from .manifest import ChromaRef, DenseState, LexicalRef, Manifest, write_manifest
 from .parts import Store
+from .sentence_encoder import in_paper
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ def sync(store: Store, progress: Progress, report: IngestReport | None = None) -
     encoded = _sync_sentences(store, progress)
     if encoded:
         stages["sentences"] = time.perf_counter() - started
+        if report is not None:
+            report.encoded = encoded
     started = time.perf_counter()
     lexical_dir = _sync_lexical(store, progress)
     failpoint("ingest:after-lexical")
@@ -97,7 +100,10 @@ def _sync_dense(store: Store, progress: Progress, stages: dict[str, float]) -> t
 
 def _sync_sentences(store: Store, progress: Progress) -> int:
     """Encode the sentences of every chunk without sentence vectors (all of them the first
-    time, the new ones after), when the sentence encoder is installed; returns the count."""
+    time, the new ones after), when the sentence encoder is installed; returns the count.
+    Each sentence is encoded twice: alone (retrieval, and how close a paper comes to the
+    question) and after its paper's title, "<title>: <sentence>" (how well it answers, as
+    part of its paper: "It needs no retraining" says nothing alone)."""
     encoder = store.sentence_encoder()
     if encoder is None:
         return 0
@@ -105,15 +111,24 @@ def _sync_sentences(store: Store, progress: Progress) -> int:
 
     cat = store.catalog
     cat.drop_sentence_vectors_not_of(encoder.name)
-    _, total = cat.sentence_vector_counts()
+    total = cat.count_chunks_to_encode()
     done = 0
     for rows in cat.chunks_to_encode(batch_size=store.settings.encoder.batch_size):
-        pieces = [sentences(text) or [text] for _, text in rows]
-        vectors = encoder.encode([s for piece in pieces for s in piece]).astype(np.float16)
-        blobs, start = [], 0
-        for (chunk_id, _), piece in zip(rows, pieces, strict=True):
-            blobs.append((chunk_id, vectors[start : start + len(piece)].tobytes()))
-            start += len(piece)
+        pieces = [sentences(text) or [text] for _, text, _ in rows]
+        alone = [s for piece in pieces for s in piece]
+        in_context = [
+            in_paper(title, s)
+            for (_, _, title), piece in zip(rows, pieces, strict=True)
+            for s in piece
+        ]
+        vectors = encoder.encode(alone + in_context).astype(np.float16)
+        blobs, start, n = [], 0, len(alone)
+        for (chunk_id, _, _), piece in zip(rows, pieces, strict=True):
+            end = start + len(piece)
+            blobs.append(
+                (chunk_id, vectors[start:end].tobytes(), vectors[n + start : n + end].tobytes())
+            )
+            start = end
         cat.add_sentence_vectors(encoder.name, blobs)
         done += len(rows)
         progress("encoding sentences", done, total)
