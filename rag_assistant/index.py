@@ -14,13 +14,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import IndexCorruptError, VectorStoreError
 from .settings import Settings
 from .store.lexical import LexicalIndex
 from .store.manifest import DenseState, Manifest
 from .store.names import papers_named, writes
 from .store.parts import Store
-from .store.sentence_encoder import SentenceMatrix, SentenceScores, same_word
+from .store.sentence_encoder import SentenceMatrix, SentenceScores, same_word, unpack_tokens
 from .store.vector_copy import VectorCopy, is_sqlite_file
 from .text.terms import query_terms
 from .types import (
@@ -196,6 +198,19 @@ class Index(Store):
         if encoder is None:
             return {}
         return self.catalog.sentence_vectors_in_context(encoder.name, chunk_ids)
+
+    def token_vectors(self, paper_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """{paper id: the unit vectors of its abstract's content words, each read in its
+        sentence} for those of ``paper_ids`` the ingest encoded so (none without the
+        encoder, or for a paper an index from before them has not encoded yet)."""
+        encoder = self.sentence_encoder()
+        if encoder is None:
+            return {}
+        stored = self.catalog.token_vectors(encoder.name, paper_ids)
+        return {
+            paper_id: np.concatenate([unpack_tokens(blob) for blob in blobs])
+            for paper_id, blobs in stored.items()
+        }
 
     def sentence_matrix(self) -> SentenceMatrix | None:
         manifest = self.manifest()

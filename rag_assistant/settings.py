@@ -123,16 +123,15 @@ class RetrievalSettings(BaseModel):
         "0 turns it off.",
     )
     rerank: int = Field(
-        0,
+        10,
         ge=0,
         le=MAX_K * 2,
         description="With the sentence encoder installed, rank the first this many papers of "
-        "the fused ranking again by late interaction (each word of the question matched to "
-        "the closest word of the paper's abstract in context, as ColBERT does, with the "
-        "encoder's token vectors), its rank and the fused one counting alike; a question "
-        "naming a paper's title keeps the fused order. Off (0) by default: 10 puts lay "
-        "questions' papers first more often but costs about 0.2 s for each paper of the ten "
-        "that no earlier question brought (bench/rerank.py).",
+        "the fused ranking again by late interaction (each content word of the question "
+        "matched to the closest content word of the paper's abstract in context, as ColBERT "
+        "does, with the encoder's token vectors, which the ingest stores), its rank and the "
+        "fused one counting alike; a question naming a paper's title keeps the fused order. "
+        "0 turns it off.",
     )
     chunks_per_paper: int = Field(2, ge=1, le=10, description="Best chunks kept per paper.")
     dense_search: Literal["auto", "exact", "chroma"] = Field(

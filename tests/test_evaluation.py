@@ -40,6 +40,8 @@ from rag_assistant.evaluation.metrics import (
 )
 from rag_assistant.evaluation.reports import compare_reports, render_deltas, render_markdown
 from rag_assistant.evaluation.runner import aggregate
+from rag_assistant.settings import Settings
+from rag_assistant.store.sentence_encoder import find_model_dir
 from rag_assistant.types import Answer, Citation, Claim, Source, Verdict
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -628,14 +630,18 @@ def test_eval_command_end_to_end(home, tmp_path):
     assert (report["index"]["papers"], report["index"]["chunks"]) == (530, 536)
     assert report["settings"]["retrieval"]["k"] == 5
     assert report["settings"]["chunking"]["chunk_size"] == 384
-    # the report says how the papers were ranked: reranking is off by default
-    assert report["config"]["rerank"] == 0
-    assert "- retrieval: k=5, fusion dbsf, embedding lsa\n" in markdown
+    # the report says how the papers were ranked: the first 10 reranked by default, with
+    # the sentence encoder installed (CI installs it); without it, none
+    installed = find_model_dir(Settings()) is not None
+    assert report["config"]["rerank"] == (10 if installed else 0)
     reranked = render_markdown({**report, "config": {**report["config"], "rerank": 10}})
     assert (
         "- retrieval: k=5, fusion dbsf, the first 10 reranked by late interaction, "
         "embedding lsa\n" in reranked
     )
+    fused = render_markdown({**report, "config": {**report["config"], "rerank": 0}})
+    assert "- retrieval: k=5, fusion dbsf, embedding lsa\n" in fused
+    assert ("the first 10 reranked by late interaction" in markdown) == installed
 
     thresholds = tmp_path / "strict.json"
     # a threshold the offline answers miss whatever the retrieval: they quote abstracts,

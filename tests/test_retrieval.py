@@ -166,6 +166,7 @@ class ScriptedIndex:
         self.dense = dense
         self.confidence = dense_confidence
         self.sentences = sentences
+        self.words: dict[str, np.ndarray] = {}  # each paper's stored word vectors: none
         self.calls: list[str] = []
 
     def sentence_scores(self, question):
@@ -188,6 +189,15 @@ class ScriptedIndex:
     def sentence_vectors_in_context(self, chunk_ids):
         return {}  # none encoded in context: each sentence is read alone
 
+    def sentence_encoder(self):
+        return None  # none installed, unless a test gives one
+
+    def sentence_matrix(self):
+        return None
+
+    def token_vectors(self, paper_ids):
+        return {p: self.words[p] for p in paper_ids if p in self.words}
+
     def dense_confidence(self, terms):
         return self.confidence
 
@@ -208,14 +218,15 @@ class ScriptedIndex:
 
 def scripted(four, ids, dense_confidence=1.0, **settings):
     """The scripted rankings, fused by reciprocal rank fusion unless a test says ``fusion``;
-    names left out (``name_weight`` 0) unless a test sets it."""
+    names left out (``name_weight`` 0) and no reranking (``rerank`` 0) unless a test sets
+    them."""
     index = ScriptedIndex(
         four.index,
         lexical=[ids[x] for x in ("b0", "a1", "c0", "a0")],
         dense=[(ids["a2"], 0.9), (ids["b0"], 0.8), (ids["d0"], 0.7), (ids["a1"], 0.6)],
         dense_confidence=dense_confidence,
     )
-    defaults = {"name_weight": 0.0, "fusion": "rrf", "sentence_weight": 1.0}
+    defaults = {"name_weight": 0.0, "fusion": "rrf", "sentence_weight": 1.0, "rerank": 0}
     return index, Retriever(index, RetrievalSettings(**{**defaults, **settings}))
 
 
@@ -288,6 +299,13 @@ def test_the_sentence_encoders_ranking_is_a_third_list_at_its_weight(four, ids):
     assert [s.title for s in without.retrieve("anything", k=4)][:2] == [TITLES[1], TITLES[0]]
 
 
+def toward(value: float) -> np.ndarray:
+    """One token vector at cosine ``value`` from axis 0 (the scripted question's token)."""
+    vector = np.zeros((1, 4), np.float32)
+    vector[0, 0], vector[0, 1] = value, (1 - value**2) ** 0.5
+    return vector
+
+
 class ScriptedTokens:
     """A sentence encoder whose token vectors are given: the question's one token is axis 0;
     each token of a paper's sentences is as close to it as the test says of that paper."""
@@ -297,15 +315,11 @@ class ScriptedTokens:
         self.read: list[str] = []
 
     def token_vectors(self, text: str, *, content: bool = False) -> np.ndarray:
-        vector = np.zeros((1, 4), np.float32)
-        if content:  # the question
-            vector[0, 0] = 1.0
-            return vector
-        paper = next(a.split()[0] for a in ABSTRACTS if text in a)
+        paper = next((a.split()[0] for a in ABSTRACTS if text in a), None)
+        if paper is None:  # the question
+            return toward(1.0)
         self.read.append(paper)
-        value = self.closeness[paper]
-        vector[0, 0], vector[0, 1] = value, (1 - value**2) ** 0.5
-        return vector
+        return toward(self.closeness[paper])
 
 
 def reranking(four, ids, closeness: dict[str, float], **settings):
@@ -326,10 +340,20 @@ def test_late_interaction_ranks_the_first_papers_again_by_hand(four, ids):
     sources = retriever.retrieve("anything", k=4)
     assert [s.title for s in sources] == [TITLES[1], TITLES[2], TITLES[0], TITLES[3]]
     assert [s.rank for s in sources] == [1, 2, 3, 4]
-    # each paper's sentences are read once; asked again, the cache answers
+    # an index without stored word vectors: each paper's sentences are read once, and
+    # asked again, the cache answers
     read = sorted(encoder.read)
+    assert sorted(set(read)) == ["Alpha", "Beta", "Delta", "Gamma"]
     retriever.retrieve("anything else", k=4)
     assert sorted(encoder.read) == read
+    # the word vectors the ingest stored are read instead, and none is computed: with
+    # Alpha's stored closer than Gamma's (0.95), Alpha 1/2 + 1 leads Beta 1 + 1/4
+    encoder, retriever = reranking(four, ids, closeness, rerank=10)
+    stored = {"Alpha": 0.95, "Beta": 0.1, "Gamma": 0.9, "Delta": 0.5}
+    retriever.index.words = {paper_id_for_title(t): toward(stored[t.split()[0]]) for t in TITLES}
+    sources = retriever.retrieve("anything", k=4)
+    assert [s.title for s in sources] == [TITLES[0], TITLES[1], TITLES[2], TITLES[3]]
+    assert encoder.read == []
     # the first two only: Beta 1 + 1/2 and Alpha 1/2 + 1 tie, Delta and Gamma stay behind
     _, two = reranking(four, ids, closeness, rerank=2)
     assert [s.title for s in two.retrieve("anything", k=4)] == [
@@ -343,10 +367,10 @@ def test_late_interaction_ranks_the_first_papers_again_by_hand(four, ids):
 def test_late_interaction_leaves_named_pinned_and_default_rankings_alone(four, ids):
     closeness = {"Alpha": 0.2, "Beta": 0.1, "Gamma": 0.9, "Delta": 0.5}
     fused = [TITLES[1], TITLES[0], TITLES[3], TITLES[2]]
-    for settings in ({}, {"rerank": 0}):  # off by default
-        encoder, retriever = reranking(four, ids, closeness, **settings)
-        assert [s.title for s in retriever.retrieve("anything", k=4)] == fused
-        assert encoder.read == []
+    assert RetrievalSettings().rerank == 10  # on by default; 0 turns it off
+    encoder, retriever = reranking(four, ids, closeness, rerank=0)
+    assert [s.title for s in retriever.retrieve("anything", k=4)] == fused
+    assert encoder.read == []
     encoder, retriever = reranking(four, ids, closeness, rerank=10, name_weight=0.5)
     # a question naming a title ("DELTA") is about that paper: its ranking stands
     named = retriever.retrieve("What does DELTA do?", k=4)

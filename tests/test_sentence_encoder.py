@@ -25,8 +25,12 @@ from rag_assistant.store.sentence_encoder import (
     late_interaction,
     load_encoder,
     model_cache_dir,
+    onnx_file,
+    pack_tokens,
+    unpack_tokens,
     weights_digest,
 )
+from rag_assistant.text.sentences import sentences
 
 
 @pytest.fixture
@@ -85,6 +89,48 @@ def test_token_vectors_are_each_word_piece_in_its_context(encoder_settings):
     assert float(money[0] @ content[0]) < 0.9
     # a question of stop words only keeps them rather than nothing
     assert encoder.token_vectors("What is it?", content=True).shape == (3, DIMENSIONS)
+
+
+def test_the_ingest_pass_yields_the_word_vectors_a_question_gets(encoder_settings):
+    """An ingest keeps each sentence's content-word vectors from the ONNX Runtime pass that
+    encodes it: they are the NumPy pass's (:meth:`token_vectors` with ``content``), and
+    stored in 8 bits a value they keep their cosines to within 0.01."""
+    encoder = _encoder(encoder_settings)
+    texts = ["The bank of the river.", "We cut the KV cache of long prompts by 4x.", "What?"]
+    vectors, words = encoder.encode_with_tokens(texts)
+    assert np.allclose(vectors, encoder.encode(texts), atol=1e-5)
+    for text, row in zip(texts, words, strict=True):
+        assert np.abs(row - encoder.token_vectors(text, content=True)).max() < 1e-4
+    # bank, river; cut, cache, long, prompts ("kv", "4x": two letters); "what" alone
+    assert [len(row) for row in words] == [2, 4, 1]
+    stored = unpack_tokens(pack_tokens(words[1]))
+    assert stored.shape == words[1].shape and stored.dtype == np.float32
+    assert np.linalg.norm(stored, axis=1) == pytest.approx(np.ones(4), abs=1e-5)
+    exact, kept = words[1] @ words[0].T, stored @ unpack_tokens(pack_tokens(words[0])).T
+    assert np.abs(exact - kept).max() < 0.01
+    assert len(pack_tokens(words[1])) == 4 * DIMENSIONS  # one byte a value
+    assert unpack_tokens(pack_tokens(np.zeros((0, DIMENSIONS), np.float32))).shape == (
+        0,
+        DIMENSIONS,
+    )
+
+
+def test_a_graph_of_a_new_version_replaces_the_one_written_for_the_same_weights(
+    encoder_settings, tmp_path
+):
+    """The graph gained an output (the token vectors): a cache holding the earlier graph of
+    the same weights gets the new one, and the old file (90 MB) is deleted; another
+    model's graph stays."""
+    model_dir = find_model_dir(encoder_settings)
+    digest = weights_digest(model_dir / "model.safetensors")[:16]
+    older = tmp_path / f"all-MiniLM-L6-v2-{digest}.onnx"
+    other = tmp_path / "all-MiniLM-L6-v2-0123456789abcdef-2.onnx"
+    older.write_bytes(b"a graph without the token vectors")
+    other.write_bytes(b"a fine-tuned copy's graph")
+    path = onnx_file(model_dir, tmp_path)
+    assert path.name == f"all-MiniLM-L6-v2-{digest}-2.onnx" and path.stat().st_size > 80e6
+    assert not older.exists() and other.exists()
+    assert onnx_file(model_dir, tmp_path) == path  # written once
 
 
 def test_late_interaction_by_hand():
@@ -202,6 +248,54 @@ def test_a_sentence_is_read_as_part_of_its_paper_and_an_older_index_reads_it_alo
     assert assistant.index.catalog.sentence_vector_counts(in_context=True) == (2, 0)
     paper = assistant.retrieve(question, k=2)[0]
     assert paper.sentence_meaning[sentence] == pytest.approx(in_paper, abs=0.01)
+
+
+def test_word_vectors_are_stored_at_ingest_and_an_older_index_reads_them_when_asked(
+    encoder_settings, tmp_path
+):
+    """The ingest keeps each chunk's content-word vectors for late interaction (the default
+    reranking), deleted with the chunk. An index from before them (catalog version 5) has
+    none: the reranker computes a paper's words when it first needs them, the same
+    ranking, until the next ingest encodes them."""
+    source = _papers(
+        tmp_path / "papers.json",
+        **{
+            "Machine Unlearning for Neural Networks": "We delete the influence of chosen "
+            "training examples from a trained network. It needs no retraining from scratch.",
+            "Optimizers for Convolutional Networks": "We propose a new optimizer for image "
+            "classification.",
+        },
+    )
+    question = "Can a model forget some of its training data quickly?"
+    assistant = Assistant(encoder_settings)
+    assert assistant.settings.retrieval.rerank == 10
+    assistant.ingest([source])
+    found = assistant.retrieve(question, k=2)
+    ids = [s.paper_id for s in found]
+    stored = assistant.index.token_vectors(ids)
+    encoder = assistant.index.sentence_encoder()
+    for source_ in found:  # the words of each sentence, in order, as a question reads them
+        said = [encoder.token_vectors(s, content=True) for s in sentences(source_.abstract)]
+        assert stored[source_.paper_id].shape == np.concatenate(said).shape
+        assert np.abs(stored[source_.paper_id] - np.concatenate(said)).max() < 0.01
+
+    with assistant.index.catalog._transaction() as conn:  # an index from before them
+        conn.execute("DELETE FROM token_vectors")
+    assert assistant.index.token_vectors(ids) == {}
+    assert [s.paper_id for s in assistant.retrieve(question, k=2)] == ids
+    report = assistant.ingest([source])  # nothing new to read: the missing vectors are encoded
+    assert "no paper changed, the sentences of 2 chunks were encoded" in report.summary()
+    assert set(assistant.index.token_vectors(ids)) == set(ids)
+
+    _papers(source, **{"Optimizers for Convolutional Networks": "We propose an optimizer."})
+    assistant.ingest([source], prune=True)
+    # the removed paper's words went with its chunk; the changed one has its new chunk's
+    assert found[0].title == "Machine Unlearning for Neural Networks"
+    assert set(assistant.index.token_vectors(ids)) == {ids[1]}
+    changed = encoder.token_vectors("We propose an optimizer.", content=True)
+    assert assistant.index.token_vectors(ids)[ids[1]].shape == changed.shape
+    with assistant.index.catalog._transaction() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM token_vectors").fetchone()[0] == 1
 
 
 def test_a_question_in_other_words_finds_its_paper_through_the_encoder(encoder_settings, tmp_path):

@@ -101,8 +101,8 @@ class Retriever:
       differently), weighted by the share of the question's IDF mass whose words the
       encoder's vocabulary holds whole: a made-up name is noise to it.
 
-    With ``rerank`` set (off by default), the first papers are then ranked again by late
-    interaction (:meth:`_rerank`).
+    With ``rerank`` set (10 by default; 0 turns it off) and the encoder installed, the first
+    papers are then ranked again by late interaction (:meth:`_rerank`).
 
     Score fusion, with the sentence list at 1.5 (two lists read words, one meaning), put
     the right paper first more often than rank fusion at any weight (README, "How retrieval
@@ -236,19 +236,25 @@ class Retriever:
         fused order; the rest as they were. Late interaction reads each word of the question
         in context against each word of the paper's abstract (:func:`late_interaction`): a
         lay question ("make a chatbot cheaper to run") finds the abstract that says it in its
-        own words, which one vector per sentence misses. Measured on eval/dev.jsonl (hit@1
-        0.878 -> 0.890, lay questions 80 -> 84 of 131; its rank weighed twice: lay 90, but
-        0.894 in all, three others lost; the first 5 papers only: 0.886) and confirmed on
-        eval/qa.jsonl (0.923 -> 0.956; twice: 0.923): README, tuning table."""
+        own words, which one vector per sentence misses. The abstracts' word vectors are
+        the ones the ingest stored (:meth:`Index.token_vectors`); a paper without them (an
+        index from before them) is read when first needed (:meth:`_tokens`). Measured on
+        eval/dev.jsonl (hit@1 0.878 -> 0.888, lay questions 80 -> 84 of 131; its rank
+        weighed twice: lay 90, but three others lost; the first 5 papers only: fewer) and
+        confirmed on eval/qa.jsonl (0.923 -> 0.956): README, tuning table."""
         n = min(self.settings.rerank, len(groups))
         encoder = self.index.sentence_encoder() if n > 1 else None
         if encoder is None or self.index.sentence_matrix() is None:
             return groups
         asked = encoder.token_vectors(question, content=True)
         top = groups[:n]
-        papers = self.index.catalog.papers([paper_id for paper_id, _ in top])
+        stored = self.index.token_vectors([paper_id for paper_id, _ in top])
+        unread = [paper_id for paper_id, _ in top if paper_id not in stored]
+        papers = self.index.catalog.papers(unread) if unread else {}
         close = [
-            late_interaction(asked, self._tokens(encoder, paper_id, papers[paper_id].abstract))
+            late_interaction(asked, stored[paper_id])
+            if paper_id in stored
+            else late_interaction(asked, self._tokens(encoder, paper_id, papers[paper_id].abstract))
             if paper_id in papers
             else 0.0
             for paper_id, _ in top
@@ -261,17 +267,17 @@ class Retriever:
         return [top[i] for i in order] + groups[n:]
 
     def _tokens(self, encoder: SentenceEncoder, paper_id: str, abstract: str) -> np.ndarray:
-        """The token vectors of the abstract's sentences (each read in its own context),
-        kept for the last :data:`TOKEN_CACHE` papers asked about: reading a paper costs about
-        0.2 s (a NumPy pass over each sentence), which the cache saves the next question
-        about it (bench/rerank.py)."""
+        """The vectors of the abstract's content words (each read in its sentence) of a paper
+        whose words the ingest did not store (an index from before it did), kept for the last
+        :data:`TOKEN_CACHE` papers asked about: reading a paper costs about 0.2 s (a NumPy
+        pass over each sentence), which the cache saves the next question about it."""
         key = (paper_id, hashlib.sha1(abstract.encode()).hexdigest())
         with self._lock:
             if key in self._token_cache:
                 self._token_cache.move_to_end(key)
                 return self._token_cache[key]
         said = sentences(abstract) or [abstract]
-        vectors = np.concatenate([encoder.token_vectors(s) for s in said]).astype(np.float16)
+        vectors = np.concatenate([encoder.token_vectors(s, content=True) for s in said])
         with self._lock:
             self._token_cache[key] = vectors
             while len(self._token_cache) > TOKEN_CACHE:

@@ -378,7 +378,8 @@ def run_eval(
             "judge": judge_name(judge),
             "k": settings.retrieval.k,
             "fusion": settings.retrieval.fusion,
-            "rerank": settings.retrieval.rerank,
+            # reranking reads the sentence encoder's word vectors: nothing without it
+            "rerank": settings.retrieval.rerank if assistant.index.sentence_encoder() else 0,
             "embedding": settings.embedding.backend,
             "min_evidence": settings.answer.min_evidence,
         },

@@ -182,11 +182,14 @@ class _Writes:
         with self._transaction() as conn:
             conn.execute("UPDATE chunks SET embedded = 0")
 
-    def add_sentence_vectors(self, model: str, rows: Sequence[tuple[str, bytes, bytes]]) -> None:
+    def add_sentence_vectors(
+        self, model: str, rows: Sequence[tuple[str, bytes, bytes, bytes]]
+    ) -> None:
         """Store (chunk id, float16 vectors of its sentences, of the same sentences in their
-        paper's context) rows encoded by ``model``; a chunk deleted meanwhile gets none."""
+        paper's context, 8-bit vectors of their content words) rows encoded by ``model``; a
+        chunk deleted meanwhile gets none."""
         with self._transaction() as conn:
-            for table, column in (("sentence_vectors", 1), ("sentence_vectors_in_context", 2)):
+            for column, table in enumerate(_SENTENCE_TABLES, start=1):
                 conn.executemany(
                     f"INSERT OR REPLACE INTO {table} (chunk_id, model, vectors) "
                     "SELECT chunk_id, ?, ? FROM chunks WHERE chunk_id = ?",
@@ -445,6 +448,25 @@ class Catalog(_Writes):
         return out
 
     @_reading
+    def token_vectors(self, model: str, paper_ids: Sequence[str]) -> dict[str, list[bytes]]:
+        """{paper id: the 8-bit word vectors of each of its chunks, in order} for those of
+        ``paper_ids`` whose every chunk ``model`` encoded so."""
+        found: dict[str, list[tuple[int, bytes | None]]] = {}
+        for batch in _batches(paper_ids, 500):
+            marks = ",".join("?" * len(batch))
+            query = (
+                "SELECT c.paper_id, c.ordinal, t.vectors FROM chunks c LEFT JOIN token_vectors "
+                f"t ON t.chunk_id = c.chunk_id AND t.model = ? WHERE c.paper_id IN ({marks})"
+            )
+            for paper_id, ordinal, blob in self._conn().execute(query, (model, *batch)):
+                found.setdefault(paper_id, []).append((ordinal, blob))
+        return {
+            paper_id: [blob for _, blob in sorted(rows)]
+            for paper_id, rows in found.items()
+            if all(blob is not None for _, blob in rows)
+        }
+
+    @_reading
     def sentence_vectors(self, model: str) -> list[tuple[str, bytes]]:
         """(chunk id, float16 sentence vectors) of every chunk ``model`` encoded, by id."""
         query = "SELECT chunk_id, vectors FROM sentence_vectors WHERE model = ? ORDER BY chunk_id"
@@ -581,12 +603,14 @@ def _delete_chunks(conn: sqlite3.Connection, chunk_ids: list[str]) -> None:
     )
 
 
-# the sentences of each chunk encoded alone, and in their paper's context (migrations 4, 5)
-_SENTENCE_TABLES = ("sentence_vectors", "sentence_vectors_in_context")
-# a chunk lacking either is encoded again (a catalog of version 4 lacks the second)
+# the sentences of each chunk encoded alone, and in their paper's context, and the vectors
+# of their words (migrations 4, 5, 6)
+_SENTENCE_TABLES = ("sentence_vectors", "sentence_vectors_in_context", "token_vectors")
+# a chunk lacking any is encoded again (a catalog of version 4 lacks the second, of 5 the third)
 _TO_ENCODE = (
-    "AND (chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors) "
-    "OR chunk_id NOT IN (SELECT chunk_id FROM sentence_vectors_in_context))"
+    "AND ("
+    + " OR ".join(f"chunk_id NOT IN (SELECT chunk_id FROM {table})" for table in _SENTENCE_TABLES)
+    + ")"
 )
 
 

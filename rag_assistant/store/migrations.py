@@ -125,12 +125,24 @@ def _v5_sentence_vectors_in_context(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v6_token_vectors(conn: sqlite3.Connection) -> None:
+    """The vectors of each chunk's content words, each read in its sentence (8 bits a value,
+    :func:`~.sentence_encoder.pack_tokens`), for late interaction; one blob per chunk, its
+    sentences' words in order. A catalog of version 5 has none until its next ingest
+    encodes them (the reranker computes a paper's words when it first needs them)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS token_vectors (chunk_id TEXT PRIMARY KEY, "
+        "model TEXT NOT NULL, vectors BLOB NOT NULL) WITHOUT ROWID"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_base_schema,
     _v2_typed_dense_state,
     _v3_title_search,
     _v4_sentence_vectors,
     _v5_sentence_vectors_in_context,
+    _v6_token_vectors,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

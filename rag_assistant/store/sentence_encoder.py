@@ -14,10 +14,13 @@ the same files instead). Nothing is downloaded at run time.
 How it runs: the network (a 6-layer BERT) is written out as an ONNX graph from the safetensors
 weights with the ``onnx`` package, once, into :func:`model_cache_dir` (about 90 MB, keyed by
 a digest of the weights), and run by ONNX Runtime (already installed with chromadb) for the
-many texts of an ingest, batched by length so that little padding is computed. A question is
-encoded by :func:`forward`, the same network in NumPy. The result equals the reference
-implementation's to within 2e-3 (``tests/test_sentence_encoder.py`` checks the published
-similarity of sentence-transformers' own example pair).
+many texts of an ingest, batched by length so that little padding is computed; the graph also
+returns each token's vector before pooling, which an ingest keeps for the content words
+(:meth:`SentenceEncoder.encode_with_tokens`, :func:`pack_tokens`: late interaction). A
+question is encoded by the same network in NumPy (:func:`hidden_states`), once for its vector
+and its words' vectors. The result equals the reference implementation's to within 2e-3
+(``tests/test_sentence_encoder.py`` checks the published similarity of sentence-transformers'
+own example pair).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import os
 import re
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,6 +58,9 @@ MAX_TOKENS = 256  # the model's max_seq_length
 _FILES = ("config.json", "model.safetensors", "tokenizer.json")
 _LAYERS, _HEADS, _HEAD_SIZE = 6, 12, 32
 _WORD_PIECE = re.compile(r"^(?:##)?[a-z0-9]")  # a word's piece: not [CLS], [SEP] or "."
+# the graph's outputs changed (2: the token vectors beside their sum): a new file name
+_GRAPH_VERSION = 2
+_STATES_KEPT = 8  # token sequences whose last layer SentenceEncoder keeps
 
 
 def find_model_dir(settings: Settings) -> Path | None:
@@ -102,6 +109,7 @@ class SentenceEncoder:
         self._session = None
         self._weights: dict[str, np.ndarray] | None = None
         self._lock = threading.Lock()
+        self._recent: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
 
     def knows(self, word: str) -> bool:
         """The model's vocabulary holds ``word`` whole (it is uncased): a made-up name
@@ -110,18 +118,29 @@ class SentenceEncoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """The vector of one text (a question), computed with NumPy."""
-        return self._in_numpy(forward, self._tokenizer.encode(text).ids)
+        return pooled(self._states(self._tokenizer.encode(text).ids))
 
-    def _in_numpy(self, network, ids: Sequence[int]) -> np.ndarray:
-        """``network`` (:func:`forward` or :func:`hidden_states`) on one token sequence,
-        over the memory-mapped weights (read on first use)."""
+    def _states(self, ids: Sequence[int]) -> np.ndarray:
+        """:func:`hidden_states` of one token sequence, over the memory-mapped weights (read
+        on first use); the last :data:`_STATES_KEPT` sequences' are kept, so that a question
+        encoded for retrieval and then read word by word (:meth:`token_vectors`) runs the
+        network once."""
+        key = tuple(ids)
         with self._lock:
             if self._weights is None:
                 self._weights = read_safetensors(self.model_dir / "model.safetensors")
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
         # matrices this small run fastest on one thread; more (OpenBLAS's default) cost
         # 20 ms a product on busy cores, waking threads (measured: 1.0 s against 0.02 s)
         with _blas().limit(limits=1, user_api="blas"):
-            return network(self._weights, np.array(ids, dtype=np.int64))
+            states = hidden_states(self._weights, np.array(ids, dtype=np.int64))
+        with self._lock:
+            self._recent[key] = states
+            while len(self._recent) > _STATES_KEPT:
+                self._recent.popitem(last=False)
+        return states
 
     def token_vectors(self, text: str, *, content: bool = False) -> np.ndarray:
         """The unit-length vector of each word piece of ``text`` in its context (the last
@@ -130,24 +149,28 @@ class SentenceEncoder:
         fewer too (unless nothing would be left). For late interaction
         (:func:`late_interaction`)."""
         encoding = self._tokenizer.encode(text)
-        states = self._in_numpy(hidden_states, encoding.ids)
-        pieces = encoding.tokens
-        keep = [i for i, piece in enumerate(pieces) if _WORD_PIECE.match(piece)]
-        if content:
-            keep = [
-                i
-                for i in keep
-                if len(word := pieces[i].removeprefix("##")) > 2 and word not in STOPWORDS
-            ] or keep
-        vectors = states[keep].astype(np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms > 0, norms, 1.0)
+        states = self._states(encoding.ids)
+        return _unit(states[_kept(encoding.tokens, content=content)])
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """One row per text, with ONNX Runtime; texts of similar length run together."""
+        return self._encode(texts, batch_size, tokens=False)[0]
+
+    def encode_with_tokens(
+        self, texts: Sequence[str], *, batch_size: int = 32
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """What :meth:`encode` returns, and the same pass's vectors of each text's content
+        words (:meth:`token_vectors` with ``content``), computed with no extra work: the
+        network yields them before pooling. An ingest keeps them for late interaction."""
+        return self._encode(texts, batch_size, tokens=True)
+
+    def _encode(
+        self, texts: Sequence[str], batch_size: int, *, tokens: bool
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         out = np.zeros((len(texts), DIMENSIONS), np.float32)
+        words: list[np.ndarray] = [np.zeros((0, DIMENSIONS), np.float32)] * len(texts)
         if not texts:
-            return out
+            return out, words
         session = self._onnx_session()
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
@@ -160,18 +183,19 @@ class SentenceEncoder:
                 n = len(encodings[i].ids)
                 ids[r, :n] = encodings[i].ids
                 mask[r, :n] = 1.0
-            (summed,) = session.run(
-                None,
+            outputs = session.run(
+                ["summed", "states"] if tokens else ["summed"],
                 {
                     "input_ids": ids,
                     "positions": np.arange(length, dtype=np.int64)[None],
                     "mask": mask,
                 },
             )
-            pooled = summed / mask.sum(axis=1, keepdims=True)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[rows] = pooled / np.where(norms > 0, norms, 1.0)
-        return out
+            out[rows] = _unit(outputs[0] / mask.sum(axis=1, keepdims=True))
+            if tokens:
+                for r, i in enumerate(rows):
+                    words[i] = _unit(outputs[1][r][_kept(encodings[i].tokens, content=True)])
+        return out, words
 
     def _onnx_session(self):
         with self._lock:
@@ -200,12 +224,52 @@ def _blas():
     return ThreadpoolController()
 
 
+def _kept(pieces: Sequence[str], *, content: bool) -> list[int]:
+    """The positions of ``pieces`` (a tokenizer's word pieces) that are pieces of words, and
+    with ``content`` of words of three letters or more that are not stop words (all word
+    pieces when that leaves none)."""
+    keep = [i for i, piece in enumerate(pieces) if _WORD_PIECE.match(piece)]
+    if content:
+        keep = [
+            i
+            for i in keep
+            if len(word := pieces[i].removeprefix("##")) > 2 and word not in STOPWORDS
+        ] or keep
+    return keep
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (a zero row left as it is), as float32."""
+    vectors = vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def pack_tokens(vectors: np.ndarray) -> bytes:
+    """Unit token vectors stored in 8 bits a value: each row scaled so that its largest
+    value is 127, rounded (its length is restored on reading, :func:`unpack_tokens`); a
+    quarter of float32's size, and cosines within about 0.01 of the exact ones."""
+    peak = np.abs(vectors).max(axis=1, keepdims=True)
+    scaled = vectors / np.where(peak > 0, peak, 1.0) * 127
+    return np.rint(scaled).astype(np.int8).tobytes()
+
+
+def unpack_tokens(blob: bytes) -> np.ndarray:
+    """The unit float32 rows :func:`pack_tokens` stored."""
+    return _unit(np.frombuffer(blob, np.int8).reshape(-1, DIMENSIONS))
+
+
 def forward(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
     """The network on one unpadded token sequence, in NumPy: the unit-length mean of the
     last layer's token vectors (what :func:`build_graph` computes, for one text)."""
-    pooled = hidden_states(w, ids).mean(axis=0)
-    norm = np.linalg.norm(pooled)
-    return (pooled / norm if norm > 0 else pooled).astype(np.float32)
+    return pooled(hidden_states(w, ids))
+
+
+def pooled(states: np.ndarray) -> np.ndarray:
+    """The unit-length mean of a sequence's token vectors, as float32."""
+    mean = states.mean(axis=0)
+    norm = np.linalg.norm(mean)
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
 
 
 def hidden_states(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
@@ -301,10 +365,11 @@ def weights_digest(weights: Path) -> str:
 
 def onnx_file(model_dir: Path, cache_dir: Path) -> Path:
     """The ONNX graph of the model in ``model_dir``, written into ``cache_dir`` the first
-    time, named by :func:`weights_digest`."""
+    time, named by :func:`weights_digest` and the graph's version (the file an earlier
+    version wrote for the same weights is then deleted)."""
     weights = model_dir / "model.safetensors"
     digest = weights_digest(weights)
-    path = cache_dir / f"{MODEL_NAME}-{digest[:16]}.onnx"
+    path = cache_dir / f"{MODEL_NAME}-{digest[:16]}-{_GRAPH_VERSION}.onnx"
     with _build_lock:
         if not path.is_file():
             log.info("writing the ONNX graph of %s to %s", MODEL_NAME, path)
@@ -312,6 +377,9 @@ def onnx_file(model_dir: Path, cache_dir: Path) -> Path:
             data = build_graph(read_safetensors(weights))
             with atomic_writer(path) as f:
                 f.write(data)
+            for older in cache_dir.glob(f"{MODEL_NAME}-{digest[:16]}*.onnx"):
+                if older != path:  # the same weights' graph of an earlier version
+                    older.unlink(missing_ok=True)
     return path
 
 
@@ -336,9 +404,10 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
 
 def build_graph(w: dict[str, np.ndarray]) -> bytes:
     """The serialized ONNX model of the BERT encoder with weights ``w``: inputs
-    ``input_ids`` [B, L], ``positions`` [1, L], ``mask`` [B, L] (1.0 for tokens); output
+    ``input_ids`` [B, L], ``positions`` [1, L], ``mask`` [B, L] (1.0 for tokens); outputs
     ``summed`` [B, 384], the sum of the last layer's token vectors under the mask (the mean
-    is taken by the caller, which knows the lengths)."""
+    is taken by the caller, which knows the lengths), and ``states`` [B, L, 384], those
+    token vectors (padding included)."""
     from onnx import TensorProto, helper, numpy_helper
 
     initializers = []
@@ -399,6 +468,7 @@ def build_graph(w: dict[str, np.ndarray]) -> bytes:
         erf = op("Erf", [op("Mul", [hidden, root_half])])
         gelu = op("Mul", [op("Mul", [hidden, half]), op("Add", [erf, one])])  # exact GELU
         x = layer_norm(op("Add", [x, linear(gelu, p + "output.dense")]), p + "output.LayerNorm")
+    nodes.append(helper.make_node("Identity", [x], ["states"]))
     masked = op("Mul", [x, op("Unsqueeze", ["mask", const("axis2", np.array([2], np.int64))])])
     nodes.append(
         helper.make_node(
@@ -413,7 +483,10 @@ def build_graph(w: dict[str, np.ndarray]) -> bytes:
             helper.make_tensor_value_info("positions", TensorProto.INT64, [1, "L"]),
             helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["B", "L"]),
         ],
-        [helper.make_tensor_value_info("summed", TensorProto.FLOAT, ["B", DIMENSIONS])],
+        [
+            helper.make_tensor_value_info("summed", TensorProto.FLOAT, ["B", DIMENSIONS]),
+            helper.make_tensor_value_info("states", TensorProto.FLOAT, ["B", "L", DIMENSIONS]),
+        ],
         initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -32,7 +32,7 @@ from .catalog import ChunkRow
 from .lexical import LexicalIndex
 from .manifest import ChromaRef, DenseState, LexicalRef, Manifest, write_manifest
 from .parts import Store
-from .sentence_encoder import in_paper
+from .sentence_encoder import in_paper, pack_tokens
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def _sync_sentences(store: Store, progress: Progress) -> int:
     time, the new ones after), when the sentence encoder is installed; returns the count.
     Each sentence is encoded twice: alone (retrieval, and how close a paper comes to the
     question) and after its paper's title, "<title>: <sentence>" (how well it answers, as
-    part of its paper: "It needs no retraining" says nothing alone)."""
+    part of its paper: "It needs no retraining" says nothing alone). The first pass also
+    keeps the vectors of the sentence's content words, for late interaction (8 bits a
+    value)."""
     encoder = store.sentence_encoder()
     if encoder is None:
         return 0
@@ -121,12 +123,20 @@ def _sync_sentences(store: Store, progress: Progress) -> int:
             for (_, _, title), piece in zip(rows, pieces, strict=True)
             for s in piece
         ]
-        vectors = encoder.encode(alone + in_context).astype(np.float16)
-        blobs, start, n = [], 0, len(alone)
+        vectors, words = encoder.encode_with_tokens(alone)
+        vectors = vectors.astype(np.float16)
+        read_in_context = encoder.encode(in_context).astype(np.float16)
+        blobs, start = [], 0
         for (chunk_id, _, _), piece in zip(rows, pieces, strict=True):
             end = start + len(piece)
+            said = np.concatenate(words[start:end])
             blobs.append(
-                (chunk_id, vectors[start:end].tobytes(), vectors[n + start : n + end].tobytes())
+                (
+                    chunk_id,
+                    vectors[start:end].tobytes(),
+                    read_in_context[start:end].tobytes(),
+                    pack_tokens(said),
+                )
             )
             start = end
         cat.add_sentence_vectors(encoder.name, blobs)
