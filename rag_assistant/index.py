@@ -230,6 +230,15 @@ class Index(Store):
                     elif encoded:
                         rows = self.catalog.sentence_vectors(encoder.name)
                         self._sentences = SentenceMatrix(rows)
+                        words, unread = self.catalog.sentence_vector_counts(words=True)
+                        if unread:
+                            log.warning(
+                                "%d of %d chunks have no word vectors yet (ingest again to "
+                                "encode them): reranking reads their papers' words when a "
+                                "question first brings them, about 0.2 s a paper",
+                                unread,
+                                words + unread,
+                            )
             return self._sentences or None
 
     def idf(self, term: str) -> float:

@@ -9,6 +9,7 @@ it); without it these tests skip, except under CI, where they must run."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 
@@ -251,7 +252,7 @@ def test_a_sentence_is_read_as_part_of_its_paper_and_an_older_index_reads_it_alo
 
 
 def test_word_vectors_are_stored_at_ingest_and_an_older_index_reads_them_when_asked(
-    encoder_settings, tmp_path
+    encoder_settings, tmp_path, caplog
 ):
     """The ingest keeps each chunk's content-word vectors for late interaction (the default
     reranking), deleted with the chunk. An index from before them (catalog version 5) has
@@ -282,6 +283,11 @@ def test_word_vectors_are_stored_at_ingest_and_an_older_index_reads_them_when_as
     with assistant.index.catalog._transaction() as conn:  # an index from before them
         conn.execute("DELETE FROM token_vectors")
     assert assistant.index.token_vectors(ids) == {}
+    assert assistant.index.catalog.sentence_vector_counts(words=True) == (0, 2)
+    older = Assistant(encoder_settings)  # a process opening it says what to do
+    with caplog.at_level(logging.WARNING, logger="rag_assistant.index"):
+        assert [s.paper_id for s in older.retrieve(question, k=2)] == ids
+    assert "2 of 2 chunks have no word vectors yet (ingest again to encode them)" in caplog.text
     assert [s.paper_id for s in assistant.retrieve(question, k=2)] == ids
     report = assistant.ingest([source])  # nothing new to read: the missing vectors are encoded
     assert "no paper changed, the sentences of 2 chunks were encoded" in report.summary()

@@ -419,10 +419,12 @@ class Catalog(_Writes):
             yield [(r[0], r[1], titles.get(r[2], "")) for r in rows]
 
     @_reading
-    def sentence_vector_counts(self, *, in_context: bool = False) -> tuple[int, int]:
+    def sentence_vector_counts(
+        self, *, in_context: bool = False, words: bool = False
+    ) -> tuple[int, int]:
         """(chunks with sentence vectors, chunks without); ``in_context``: the vectors of
-        the sentences in their paper's context."""
-        table = _SENTENCE_TABLES[in_context]
+        the sentences in their paper's context; ``words``: their words' vectors."""
+        table = _SENTENCE_TABLES[2 if words else int(in_context)]
         with_vectors = self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return with_vectors, total - with_vectors
