@@ -259,14 +259,9 @@ def unpack_tokens(blob: bytes) -> np.ndarray:
     return _unit(np.frombuffer(blob, np.int8).reshape(-1, DIMENSIONS))
 
 
-def forward(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
-    """The network on one unpadded token sequence, in NumPy: the unit-length mean of the
-    last layer's token vectors (what :func:`build_graph` computes, for one text)."""
-    return pooled(hidden_states(w, ids))
-
-
 def pooled(states: np.ndarray) -> np.ndarray:
-    """The unit-length mean of a sequence's token vectors, as float32."""
+    """The unit-length mean of a sequence's token vectors (:func:`hidden_states`), as
+    float32: the network's vector of one text (what :func:`build_graph` computes)."""
     mean = states.mean(axis=0)
     norm = np.linalg.norm(mean)
     return (mean / norm if norm > 0 else mean).astype(np.float32)
