@@ -204,13 +204,8 @@ class Index(Store):
         sentence} for those of ``paper_ids`` the ingest encoded so (none without the
         encoder, or for a paper an index from before them has not encoded yet)."""
         encoder = self.sentence_encoder()
-        if encoder is None:
-            return {}
-        stored = self.catalog.token_vectors(encoder.name, paper_ids)
-        return {
-            paper_id: np.concatenate([unpack_tokens(blob) for blob in blobs])
-            for paper_id, blobs in stored.items()
-        }
+        stored = self.catalog.token_vectors(encoder.name, paper_ids) if encoder else {}
+        return {paper_id: unpack_tokens(b"".join(b)) for paper_id, b in stored.items()}
 
     def sentence_matrix(self) -> SentenceMatrix | None:
         manifest = self.manifest()
@@ -230,15 +225,6 @@ class Index(Store):
                     elif encoded:
                         rows = self.catalog.sentence_vectors(encoder.name)
                         self._sentences = SentenceMatrix(rows)
-                        words, unread = self.catalog.sentence_vector_counts(words=True)
-                        if unread:
-                            log.warning(
-                                "%d of %d chunks have no word vectors yet (ingest again to "
-                                "encode them): reranking reads their papers' words when a "
-                                "question first brings them, about 0.2 s a paper",
-                                unread,
-                                words + unread,
-                            )
             return self._sentences or None
 
     def idf(self, term: str) -> float:

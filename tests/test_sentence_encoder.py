@@ -193,7 +193,7 @@ def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
     assistant.ingest([source])
     catalog = assistant.index.catalog
     assert catalog.sentence_vector_counts() == (2, 0)
-    assert catalog.sentence_vector_counts(in_context=True) == (2, 0)
+    assert catalog.sentence_vector_counts("sentence_vectors_in_context") == (2, 0)
     rows = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
     assert sorted(len(blob) // (2 * DIMENSIONS) for blob in rows.values()) == [1, 2]
     in_context = catalog.sentence_vectors_in_context("all-MiniLM-L6-v2", list(rows))
@@ -207,7 +207,7 @@ def test_vectors_are_kept_with_their_chunks_through_updates_and_removals(
     assistant.ingest([source], prune=True)
     after = dict(catalog.sentence_vectors("all-MiniLM-L6-v2"))
     assert catalog.sentence_vector_counts() == (1, 0)
-    assert catalog.sentence_vector_counts(in_context=True) == (1, 0)
+    assert catalog.sentence_vector_counts("sentence_vectors_in_context") == (1, 0)
     assert len(after) == 1 and not set(after) & set(rows)  # a changed abstract: a new chunk
 
 
@@ -246,7 +246,7 @@ def test_a_sentence_is_read_as_part_of_its_paper_and_an_older_index_reads_it_alo
     assert paper.sentence_meaning[sentence] == pytest.approx(alone, abs=0.01)
     report = assistant.ingest([source])  # nothing new to read: the missing vectors are encoded
     assert "no paper changed, the sentences of 2 chunks were encoded" in report.summary()
-    assert assistant.index.catalog.sentence_vector_counts(in_context=True) == (2, 0)
+    assert assistant.index.catalog.sentence_vector_counts("sentence_vectors_in_context") == (2, 0)
     paper = assistant.retrieve(question, k=2)[0]
     assert paper.sentence_meaning[sentence] == pytest.approx(in_paper, abs=0.01)
 
@@ -283,11 +283,13 @@ def test_word_vectors_are_stored_at_ingest_and_an_older_index_reads_them_when_as
     with assistant.index.catalog._transaction() as conn:  # an index from before them
         conn.execute("DELETE FROM token_vectors")
     assert assistant.index.token_vectors(ids) == {}
-    assert assistant.index.catalog.sentence_vector_counts(words=True) == (0, 2)
-    older = Assistant(encoder_settings)  # a process opening it says what to do
-    with caplog.at_level(logging.WARNING, logger="rag_assistant.index"):
+    assert assistant.index.catalog.sentence_vector_counts("token_vectors") == (0, 2)
+    older = Assistant(encoder_settings)  # a process reading it says what to do, once
+    with caplog.at_level(logging.WARNING, logger="rag_assistant.answer.retrieval"):
         assert [s.paper_id for s in older.retrieve(question, k=2)] == ids
-    assert "2 of 2 chunks have no word vectors yet (ingest again to encode them)" in caplog.text
+        assert [s.paper_id for s in older.retrieve(question, k=2)] == ids
+    assert caplog.text.count("papers without word vectors") == 1
+    assert "ingest again to encode them" in caplog.text
     assert [s.paper_id for s in assistant.retrieve(question, k=2)] == ids
     report = assistant.ingest([source])  # nothing new to read: the missing vectors are encoded
     assert "no paper changed, the sentences of 2 chunks were encoded" in report.summary()

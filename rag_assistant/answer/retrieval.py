@@ -1,11 +1,12 @@
 """Retrieval: BM25, dense, sentence-encoder and name rankings fused by how strong each match
 is (distribution-based score fusion; reciprocal rank fusion on request), grouped by paper so
-each paper appears once with its best chunks; on request, the first papers ranked again by
+each paper appears once with its best chunks; the first papers then ranked again by
 late interaction over the sentence encoder's token vectors."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from ..text.terms import paper_names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
 TOKEN_CACHE = 500
+
+log = logging.getLogger(__name__)
 """Papers whose abstract's token vectors a :class:`Retriever` keeps (about 0.2 MB each, as
 16-bit floats)."""
 
@@ -226,6 +229,10 @@ class Retriever:
             )
             if len(sources) == k:
                 break
+        if not named and not pin:  # reranked: each place keeps its score, shown in order
+            scores = sorted((s.score for s in sources), reverse=True)
+            for source, score in zip(sources, scores, strict=True):
+                source.score = score
         return sources
 
     def _rerank(
@@ -251,6 +258,11 @@ class Retriever:
         stored = self.index.token_vectors([paper_id for paper_id, _ in top])
         unread = [paper_id for paper_id, _ in top if paper_id not in stored]
         papers = self.index.catalog.papers(unread) if unread else {}
+        if unread and not self._token_cache:  # the first time: say what to do
+            log.warning(
+                "papers without word vectors (an index from before them: ingest again to "
+                "encode them); reranking reads their words when first needed, 0.2 s a paper"
+            )
         close = [
             late_interaction(asked, stored[paper_id])
             if paper_id in stored

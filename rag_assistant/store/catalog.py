@@ -419,12 +419,8 @@ class Catalog(_Writes):
             yield [(r[0], r[1], titles.get(r[2], "")) for r in rows]
 
     @_reading
-    def sentence_vector_counts(
-        self, *, in_context: bool = False, words: bool = False
-    ) -> tuple[int, int]:
-        """(chunks with sentence vectors, chunks without); ``in_context``: the vectors of
-        the sentences in their paper's context; ``words``: their words' vectors."""
-        table = _SENTENCE_TABLES[2 if words else int(in_context)]
+    def sentence_vector_counts(self, table: str = "sentence_vectors") -> tuple[int, int]:
+        """(chunks with vectors in ``table``, one of :data:`_SENTENCE_TABLES`, chunks without)."""
         with_vectors = self._conn().execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         total = self._conn().execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return with_vectors, total - with_vectors
@@ -453,20 +449,14 @@ class Catalog(_Writes):
     def token_vectors(self, model: str, paper_ids: Sequence[str]) -> dict[str, list[bytes]]:
         """{paper id: the 8-bit word vectors of each of its chunks, in order} for those of
         ``paper_ids`` whose every chunk ``model`` encoded so."""
-        found: dict[str, list[tuple[int, bytes | None]]] = {}
-        for batch in _batches(paper_ids, 500):
-            marks = ",".join("?" * len(batch))
-            query = (
-                "SELECT c.paper_id, c.ordinal, t.vectors FROM chunks c LEFT JOIN token_vectors "
-                f"t ON t.chunk_id = c.chunk_id AND t.model = ? WHERE c.paper_id IN ({marks})"
-            )
-            for paper_id, ordinal, blob in self._conn().execute(query, (model, *batch)):
-                found.setdefault(paper_id, []).append((ordinal, blob))
-        return {
-            paper_id: [blob for _, blob in sorted(rows)]
-            for paper_id, rows in found.items()
-            if all(blob is not None for _, blob in rows)
-        }
+        rows = self._grouped(
+            "SELECT c.paper_id, t.vectors FROM chunks c LEFT JOIN token_vectors t ON "
+            "t.chunk_id = c.chunk_id AND t.model = ? WHERE c.paper_id IN ({marks}) "
+            "ORDER BY c.ordinal",
+            paper_ids,
+            model,
+        )
+        return {paper_id: blobs for paper_id, blobs in rows.items() if None not in blobs}
 
     @_reading
     def sentence_vectors(self, model: str) -> list[tuple[str, bytes]]:
@@ -507,13 +497,13 @@ class Catalog(_Writes):
             paper_ids,
         )
 
-    def _grouped(self, query: str, keys: Sequence[str]) -> dict[str, list[str]]:
+    def _grouped(self, query: str, keys: Sequence[str], *args: object) -> dict[str, list]:
         """{key: values} from ``query``'s (key, value) rows, asked for the keys in batches
-        (``{marks}`` in the query stands for a batch's placeholders)."""
-        out: dict[str, list[str]] = {}
+        (``{marks}`` in the query stands for a batch's placeholders, after ``args``')."""
+        out: dict[str, list] = {}
         for batch in _batches(keys, 500):
             marks = ",".join("?" * len(batch))
-            for key, value in self._conn().execute(query.format(marks=marks), batch):
+            for key, value in self._conn().execute(query.format(marks=marks), (*args, *batch)):
                 out.setdefault(key, []).append(value)
         return out
 
