@@ -22,11 +22,11 @@ from ..text.sentences import sentences
 from ..text.terms import paper_names, query_terms
 from ..types import ChunkHit, Source, paper_id_of
 
-TOKEN_CACHE = 500
-
 log = logging.getLogger(__name__)
-"""Papers whose abstract's token vectors a :class:`Retriever` keeps (about 0.2 MB each, as
-16-bit floats)."""
+
+TOKEN_CACHE = 500
+"""Papers of an index without stored word vectors whose abstract's content-word vectors a
+:class:`Retriever` keeps once read (about 0.2 MB each, as 32-bit floats)."""
 
 
 def rrf(
@@ -187,7 +187,8 @@ class Retriever:
                 for chunk_id in chunk_ids:
                     fused.setdefault(chunk_id, 0.0)
             groups = [g for g in pinned if g[1]] + rest
-        if not named and not pin:
+        reranked = not named and not pin
+        if reranked:
             groups = self._rerank(question, groups)
         wanted_chunks = [cid for _, cids in groups[: k * 2] for cid in cids]
         rows = self.index.catalog.chunks(wanted_chunks)
@@ -229,7 +230,7 @@ class Retriever:
             )
             if len(sources) == k:
                 break
-        if not named and not pin:  # reranked: each place keeps its score, shown in order
+        if reranked:  # each place keeps its score, so that they read in order
             scores = sorted((s.score for s in sources), reverse=True)
             for source, score in zip(sources, scores, strict=True):
                 source.score = score

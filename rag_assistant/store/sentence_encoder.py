@@ -262,9 +262,7 @@ def unpack_tokens(blob: bytes) -> np.ndarray:
 def pooled(states: np.ndarray) -> np.ndarray:
     """The unit-length mean of a sequence's token vectors (:func:`hidden_states`), as
     float32: the network's vector of one text (what :func:`build_graph` computes)."""
-    mean = states.mean(axis=0)
-    norm = np.linalg.norm(mean)
-    return (mean / norm if norm > 0 else mean).astype(np.float32)
+    return _unit(states.mean(axis=0))
 
 
 def hidden_states(w: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
