@@ -110,6 +110,9 @@ def test_the_ingest_pass_yields_the_word_vectors_a_question_gets(encoder_setting
     exact, kept = words[1] @ words[0].T, stored @ unpack_tokens(pack_tokens(words[0])).T
     assert np.abs(exact - kept).max() < 0.01
     assert len(pack_tokens(words[1])) == 4 * DIMENSIONS  # one byte a value
+    # packed as each batch comes (what an ingest stores): the same bytes, batched otherwise
+    _, packed = encoder.encode_with_tokens(texts, batch_size=1, packed=True)
+    assert packed == [pack_tokens(row) for row in words]
     assert unpack_tokens(pack_tokens(np.zeros((0, DIMENSIONS), np.float32))).shape == (
         0,
         DIMENSIONS,

@@ -157,18 +157,20 @@ class SentenceEncoder:
         return self._encode(texts, batch_size, tokens=False)[0]
 
     def encode_with_tokens(
-        self, texts: Sequence[str], *, batch_size: int = 32
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        self, texts: Sequence[str], *, batch_size: int = 32, packed: bool = False
+    ) -> tuple[np.ndarray, list]:
         """What :meth:`encode` returns, and the same pass's vectors of each text's content
         words (:meth:`token_vectors` with ``content``), computed with no extra work: the
-        network yields them before pooling. An ingest keeps them for late interaction."""
-        return self._encode(texts, batch_size, tokens=True)
+        network yields them before pooling. An ingest keeps them for late interaction,
+        ``packed`` as they are stored (:func:`pack_tokens`, as each batch comes: a quarter
+        of the memory float32 rows hold until the last batch)."""
+        return self._encode(texts, batch_size, tokens=True, packed=packed)
 
     def _encode(
-        self, texts: Sequence[str], batch_size: int, *, tokens: bool
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        self, texts: Sequence[str], batch_size: int, *, tokens: bool, packed: bool = False
+    ) -> tuple[np.ndarray, list]:
         out = np.zeros((len(texts), DIMENSIONS), np.float32)
-        words: list[np.ndarray] = [np.zeros((0, DIMENSIONS), np.float32)] * len(texts)
+        words: list = [np.zeros((0, DIMENSIONS), np.float32)] * len(texts)
         if not texts:
             return out, words
         session = self._onnx_session()
@@ -195,6 +197,8 @@ class SentenceEncoder:
             if tokens:
                 for r, i in enumerate(rows):
                     words[i] = _unit(outputs[1][r][_kept(encodings[i].tokens, content=True)])
+                    if packed:
+                        words[i] = pack_tokens(words[i])
         return out, words
 
     def _onnx_session(self):

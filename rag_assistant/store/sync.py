@@ -32,7 +32,7 @@ from .catalog import ChunkRow
 from .lexical import LexicalIndex
 from .manifest import ChromaRef, DenseState, LexicalRef, Manifest, write_manifest
 from .parts import Store
-from .sentence_encoder import in_paper, pack_tokens
+from .sentence_encoder import in_paper
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +123,18 @@ def _sync_sentences(store: Store, progress: Progress) -> int:
             for (_, _, title), piece in zip(rows, pieces, strict=True)
             for s in piece
         ]
-        vectors, words = encoder.encode_with_tokens(alone)
+        vectors, words = encoder.encode_with_tokens(alone, packed=True)
         vectors = vectors.astype(np.float16)
         read_in_context = encoder.encode(in_context).astype(np.float16)
         blobs, start = [], 0
         for (chunk_id, _, _), piece in zip(rows, pieces, strict=True):
             end = start + len(piece)
-            said = np.concatenate(words[start:end])
             blobs.append(
                 (
                     chunk_id,
                     vectors[start:end].tobytes(),
                     read_in_context[start:end].tobytes(),
-                    pack_tokens(said),
+                    b"".join(words[start:end]),  # each row packed alone: as if packed whole
                 )
             )
             start = end
