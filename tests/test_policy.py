@@ -266,6 +266,17 @@ def test_a_number_the_question_states_is_a_condition_not_the_answer():
     assert decision.answerable
 
 
+def test_the_questions_own_number_does_not_stand_for_the_unit_asked():
+    """ "How many transformer layers does MobileLLM-125M have?" was answered by "... an
+    accuracy enhancement of 0.7%/0.8% than MobileLLM 125M/350M": the sentence holds the
+    question's own "125M", not the layers it asks to count."""
+    said = "Quokka Routing 125M delivers 91% of packets, as Quokka Routing 350M does."
+    asked = "How many layers does Quokka Routing 125M have?"
+    assert policy("quantity").decide(asked, [quokka(said)]).verdict == "not stated"
+    source = quokka(said + " Quokka Routing 125M stacks 30 layers.")
+    assert policy("quantity").decide(asked, [source]).answerable
+
+
 def test_how_long_it_takes_is_stated_only_by_a_duration():
     said = "Quokka Routing occupies 283MB at the same time as it routes 40 packets."
     asked = "How long does it take to train Quokka Routing?"

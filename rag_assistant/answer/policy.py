@@ -501,9 +501,12 @@ def _quantity_not_stated(
             # the sentence itself says what its number counts or measures (a title
             # holding "Experts" does not make every number of the abstract a count of them)
             on_unit = not quantity.units or any(u in said for u in quantity.units)
-            # the unit paraphrased: the sentence holds most of what the title does not
+            # the unit paraphrased: the sentence holds most of what the title does not, a
+            # number aside (the question's "125M" in "MobileLLM 125M" is a condition it
+            # states, not what the sentence counts)
             asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
-            if not on_unit and policy.coverage(asked, said) < 0.5:
+            words = {t for t in said if not any(c.isdigit() for c in t)}
+            if not on_unit and policy.coverage(asked, words) < 0.5:
                 continue
             if subject and not any(t in held or about(t, i) for t in subject):
                 continue
