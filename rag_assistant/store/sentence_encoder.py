@@ -158,19 +158,20 @@ class SentenceEncoder:
 
     def encode_with_tokens(
         self, texts: Sequence[str], *, batch_size: int = 32, packed: bool = False
-    ) -> tuple[np.ndarray, list]:
+    ) -> tuple[np.ndarray, list[np.ndarray] | list[bytes]]:
         """What :meth:`encode` returns, and the same pass's vectors of each text's content
         words (:meth:`token_vectors` with ``content``), computed with no extra work: the
-        network yields them before pooling. An ingest keeps them for late interaction,
-        ``packed`` as they are stored (:func:`pack_tokens`, as each batch comes: a quarter
-        of the memory float32 rows hold until the last batch)."""
+        network yields them before pooling. An ingest keeps them for late interaction.
+        With ``packed``, each text's vectors come as they are stored (:func:`pack_tokens`),
+        packed as their batch comes: a long list of texts holds a quarter of the memory of
+        its float32 rows."""
         return self._encode(texts, batch_size, tokens=True, packed=packed)
 
     def _encode(
         self, texts: Sequence[str], batch_size: int, *, tokens: bool, packed: bool = False
-    ) -> tuple[np.ndarray, list]:
+    ) -> tuple[np.ndarray, list[np.ndarray] | list[bytes]]:
         out = np.zeros((len(texts), DIMENSIONS), np.float32)
-        words: list = [np.zeros((0, DIMENSIONS), np.float32)] * len(texts)
+        words: list = [np.zeros((0, DIMENSIONS), np.float32)] * len(texts)  # or bytes
         if not texts:
             return out, words
         session = self._onnx_session()

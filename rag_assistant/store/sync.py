@@ -134,7 +134,9 @@ def _sync_sentences(store: Store, progress: Progress) -> int:
                     chunk_id,
                     vectors[start:end].tobytes(),
                     read_in_context[start:end].tobytes(),
-                    b"".join(words[start:end]),  # each row packed alone: as if packed whole
+                    # pack_tokens scales each row alone: the sentences' bytes, joined, are
+                    # the chunk's
+                    b"".join(words[start:end]),
                 )
             )
             start = end
