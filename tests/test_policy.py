@@ -355,6 +355,19 @@ def test_how_each_of_two_papers_does_something_asks_no_thing_to_explain():
     assert check.decide(asked, sources()).answerable
 
 
+def test_a_clause_about_what_a_pronoun_refers_to_is_no_thing_to_explain():
+    """After a question about FreCaS, "what's the guidance trick it uses?" was refused with
+    'no indexed abstract describes "guidance trick it uses"': a phrase holding a pronoun
+    ("it", "them") is about the thing the conversation named, not a thing in words of its
+    own. A phrase without one is still checked."""
+    check = policy("in-passing")
+    follow_up = "what's the scent trick it uses? (context: how fast is Quokka Routing?)"
+    assert check.decide(follow_up, sources(), asked="what's the scent trick it uses?").answerable
+    assert check.decide("how do u avoid them? (context: Quokka Routing)", sources()).answerable
+    unexplained = check.decide("what's the scent trick? (context: Quokka Routing)", sources())
+    assert unexplained.verdict == "not stated"
+
+
 def test_a_thing_to_explain_in_some_setting_is_the_thing_before_the_setting():
     """ "Can you explain the vanishing gradient problem in deep networks?" was answered from a
     paper on deep networks: the thing asked to be explained ends where its setting ("in

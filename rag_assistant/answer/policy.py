@@ -955,6 +955,8 @@ def _described_by_none(
         wanted = set(query_terms(phrase))
         if not wanted or _written_as_names(phrase):
             continue  # a name: see _named_in_passing
+        if any(_PRONOUN.fullmatch(word) for word in phrase.split()):
+            continue  # "the guidance trick it uses": a clause about what "it" refers to
         holders = [i for i in relevant if wanted <= _terms_of(sources[i])]
         if any(_describes(question, wanted, sources[i]) for i in holders):
             continue
