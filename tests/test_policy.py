@@ -855,6 +855,29 @@ def test_the_name_a_kind_was_given(message, reply, expected):
     assert named_reference(message, reply) == expected
 
 
+@pytest.mark.parametrize(
+    ("message", "follows"),
+    [
+        ("how much faster is it?", True),
+        ("whats the LS variant then", True),  # "then" closes a turn of a conversation
+        ("and what's the latency like compared to BM25?", True),  # "and" opens one
+        ("So which one is cheapest?", True),
+        ("the tencent one — how much does it save?", True),  # "the <word> one"
+        ("What is the Cosine Adapter for embedding-based retrieval?", False),
+        ("Which papers study protein folding?", False),
+        ("How does Android run on-device language models?", False),  # "and" inside a word
+    ],
+)
+def test_a_follow_up_is_recognized_by_how_it_refers_back(message, follows):
+    """Offline, a message is condensed with the previous question when it refers back: by a
+    pronoun, by position, "the <word> one", or as a turn of a conversation ("and ...",
+    "so ...", "... then"). "whats the LS variant then", after a question about small
+    on-device models, had been searched alone and answered from an unrelated paper."""
+    from rag_assistant.answer.conversation import is_follow_up
+
+    assert is_follow_up(message) is follows
+
+
 def test_the_model_path_refuses_through_the_same_policy_before_calling_the_model(home):
     """An unknown name is refused by the policy (the offline answerer's rule once), and the
     model is never called for it."""

@@ -33,7 +33,10 @@ _ANAPHORA = re.compile(
     r"the (paper|papers|method|methods|model|models|approach|approaches|authors|work|"
     r"technique|framework|system|benchmark|dataset|same)|same|also|else|instead|"
     r"former|latter|above|previous|first one|second one|which one|"
-    r"what about|how about|and for|compared to that)\b",
+    r"what about|how about|and for|compared to that)\b"
+    # "the tencent one", and a message that opens with "and" / "so" or ends with "then":
+    # a turn of a conversation, not a question of its own
+    r"|\bthe\s+[\w-]+\s+one\b|^\W*(?:and|so)\b|\bthen\W*$",
     re.IGNORECASE,
 )
 
@@ -161,7 +164,9 @@ def resolve_named_reference(message: str, reply: str | None) -> str | None:
 
 def is_follow_up(message: str) -> bool:
     """The offline heuristic: a message is a follow-up when it refers back (pronouns such as
-    "it" or "they", "the paper", "what about ...") or has fewer than two content words."""
+    "it" or "they", "the paper", "the tencent one", "what about ..."), reads as a turn of a
+    conversation (opens with "and" or "so", ends with "then") or has fewer than two content
+    words."""
     return bool(_ANAPHORA.search(message)) or len(query_terms(message)) < 2
 
 
