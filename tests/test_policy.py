@@ -368,6 +368,19 @@ def test_a_clause_about_what_a_pronoun_refers_to_is_no_thing_to_explain():
     assert unexplained.verdict == "not stated"
 
 
+def test_the_measure_a_question_asks_the_number_of_is_no_thing_to_explain():
+    """After a question about Token Recycling, "whats the speedup then" was refused with
+    '"speedup then" appears in [1] only in passing': "what's the speedup?" asks for a number
+    (the 'quantity' check's), not for the speed-up to be explained."""
+    check = policy("in-passing")
+    asked = "whats the latency then"
+    condensed = f"{asked} (context: How does Quokka Routing route packets?)"
+    assert check.decide(condensed, sources(), asked=asked).answerable
+    assert check.decide("what is the latency?", sources()).answerable
+    unexplained = check.decide("what is the scent gradient trick?", sources())
+    assert unexplained.verdict == "not stated"
+
+
 def test_a_thing_to_explain_in_some_setting_is_the_thing_before_the_setting():
     """ "Can you explain the vanishing gradient problem in deep networks?" was answered from a
     paper on deep networks: the thing asked to be explained ends where its setting ("in

@@ -950,11 +950,14 @@ def _described_by_none(
     the thing is. The question asks for knowledge the abstracts only touch."""
     if asks_for_papers(question):
         return None
+    quantity = _quantity(question)
     for match in _concepts(question):
         phrase = match.group("phrase")
         wanted = set(query_terms(phrase))
         if not wanted or _written_as_names(phrase):
             continue  # a name: see _named_in_passing
+        if quantity is not None and wanted & set(quantity.units):
+            continue  # "what's the speedup?" asks for a number: the 'quantity' check's
         if any(_PRONOUN.fullmatch(word) for word in phrase.split()):
             continue  # "the guidance trick it uses": a clause about what "it" refers to
         holders = [i for i in relevant if wanted <= _terms_of(sources[i])]
