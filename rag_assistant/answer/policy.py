@@ -334,7 +334,7 @@ class AnswerabilityPolicy:
             passing = (
                 self._subject_absent(question, analysis, sources, relevant)
                 or self._named_in_passing(question, analysis, sources, relevant)
-                or _described_by_none(asked or question, sources, relevant)
+                or _described_by_none(asked or question, sources, relevant, analysis.quantity)
             )
             if passing:
                 return decision("not stated", passing)
@@ -481,6 +481,8 @@ def _quantity_not_stated(
 
     for i in relevant:
         title = set(terms(sources[i].title))
+        # what the question asks beyond the title, for a sentence paraphrasing the unit
+        beyond = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
         # the title states things too ("... Dense Retrieval From 8 Examples")
         for sentence in [sources[i].title, *sentences(sources[i].abstract)]:
             numbers = numbers_in(sentence)
@@ -504,10 +506,10 @@ def _quantity_not_stated(
             # the unit paraphrased: the sentence holds most of what the title does not, a
             # number aside (the question's "125M" in "MobileLLM 125M" is a condition it
             # states, not what the sentence counts)
-            asked = Analysis([t for t in analysis.terms if t not in title], analysis.alternates)
-            words = {t for t in said if not any(c.isdigit() for c in t)}
-            if not on_unit and policy.coverage(asked, words) < 0.5:
-                continue
+            if not on_unit:
+                words = {t for t in said if not any(c.isdigit() for c in t)}
+                if policy.coverage(beyond, words) < 0.5:
+                    continue
             if subject and not any(t in held or about(t, i) for t in subject):
                 continue
             stated.append((i, all(_relative(sentence, n) for n in numbers)))
@@ -930,8 +932,11 @@ def _definition(question: str) -> tuple[frozenset[str], tuple[re.Pattern[str], .
 
 
 def _concepts(question: str) -> list[re.Match[str]]:
-    """The things in words a question asks to be explained (the ``phrase`` group)."""
-    return [*_CONCEPT.finditer(question), *_EXPLAIN.finditer(question)]
+    """The things in words a question asks to be explained (the ``phrase`` group); a phrase
+    holding a pronoun is none ("the guidance trick it uses": a clause about what "it"
+    refers to, which the conversation named)."""
+    found = [*_CONCEPT.finditer(question), *_EXPLAIN.finditer(question)]
+    return [m for m in found if not any(_PRONOUN.fullmatch(w) for w in m.group("phrase").split())]
 
 
 _PAPERS = re.compile(
@@ -942,15 +947,18 @@ _PAPERS = re.compile(
 
 
 def _described_by_none(
-    question: str, sources: Sequence[Source], relevant: Sequence[int]
+    question: str,
+    sources: Sequence[Source],
+    relevant: Sequence[int],
+    quantity: Quantity | None = None,
 ) -> str | None:
     """The thing in words a question asks to be explained ("what is layer normalization?",
     "how does beam search work?") is described by none of the relevant papers: none holds
     all its words in its title, or in a sentence presenting a contribution or saying what
-    the thing is. The question asks for knowledge the abstracts only touch."""
+    the thing is. The question asks for knowledge the abstracts only touch. ``quantity``:
+    the one the question asks for, if any (its measure is no thing to explain)."""
     if asks_for_papers(question):
         return None
-    quantity = _quantity(question)
     for match in _concepts(question):
         phrase = match.group("phrase")
         wanted = set(query_terms(phrase))
@@ -958,8 +966,6 @@ def _described_by_none(
             continue  # a name: see _named_in_passing
         if quantity is not None and wanted & set(quantity.units):
             continue  # "what's the speedup?" asks for a number: the 'quantity' check's
-        if any(_PRONOUN.fullmatch(word) for word in phrase.split()):
-            continue  # "the guidance trick it uses": a clause about what "it" refers to
         holders = [i for i in relevant if wanted <= _terms_of(sources[i])]
         if any(_describes(question, wanted, sources[i]) for i in holders):
             continue
